@@ -1,0 +1,65 @@
+"""pointnet1x1: PointNet and friends, built on one fact.
+
+A "shared MLP" that applies the same ``Linear`` layer to every point of a cloud is
+exactly a ``Conv1d(kernel_size=1)`` over a channels-first ``(B, C, N)`` tensor.
+:class:`SharedMLP` is that building block; :class:`TNet`, the PointNet encoder and
+its classification and segmentation heads are made from it.
+
+Public names are imported lazily (PEP 562), so ``import pointnet1x1`` and
+``pointnet1x1 --help`` stay fast: torch is imported on first use of a model or
+layer, and open3d / torch_geometric only by the readers and adapters that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "SharedMLP": "pointnet1x1.nn",
+    "SharedMLP2d": "pointnet1x1.nn",
+    "TNet": "pointnet1x1.nn",
+    "orthogonality_loss": "pointnet1x1.nn",
+    "global_max_pool": "pointnet1x1.nn",
+    "PointNetEncoder": "pointnet1x1.models",
+    "PointNetClassifier": "pointnet1x1.models",
+    "PointNetSegmenter": "pointnet1x1.models",
+    "create_model": "pointnet1x1.models",
+    "list_models": "pointnet1x1.models",
+    "register_model": "pointnet1x1.models",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from pointnet1x1.models import (
+        PointNetClassifier,
+        PointNetEncoder,
+        PointNetSegmenter,
+        create_model,
+        list_models,
+        register_model,
+    )
+    from pointnet1x1.nn import (
+        SharedMLP,
+        SharedMLP2d,
+        TNet,
+        global_max_pool,
+        orthogonality_loss,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pointnet1x1' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

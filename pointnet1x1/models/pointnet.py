@@ -1,0 +1,318 @@
+"""PointNet (Qi et al., CVPR 2017), faithful to the authors' code, from SharedMLP.
+
+Paper: https://arxiv.org/abs/1612.00593 ; code: github.com/charlesq34/pointnet
+(``models/pointnet_cls.py``, ``models/transform_nets.py``, ``part_seg/pointnet_part_seg.py``).
+
+Classification network::
+
+    x (B, 3+F, N) -> input T-Net 3x3 on xyz -> shared MLP (64, 64)
+      -> feature T-Net 64x64 -> shared MLP (64, 128, 1024) -> max pool (B, 1024)
+      -> FC 512 -> dropout -> FC 256 -> dropout -> FC num_classes
+
+Every layer but the last has batch norm and ReLU; dropout keeps 0.7 of the units;
+the training loss adds ``0.001 * ||I - A A^T||^2`` of the feature transform ``A``.
+With both T-Nets the classifier has about 3.5M parameters (paper: 3.5M), without
+them ("vanilla") about 0.8M.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from pointnet1x1.nn import SharedMLP, TNet, global_max_pool, orthogonality_loss
+
+
+class PointNetFeatures(NamedTuple):
+    """What the encoder computes: the pieces the heads and the loss need.
+
+    Attributes:
+        global_feature: Tensor of shape ``(B, C_global)``, the max-pooled feature.
+        local_features: Per-point features of every shared-MLP layer,
+            each ``(B, C_i, N)`` (used by the segmentation head).
+        input_transform: ``(B, 3, 3)`` or ``None`` without an input T-Net.
+        feature_transform: ``(B, k, k)`` or ``None`` without a feature T-Net.
+    """
+
+    global_feature: Tensor
+    local_features: list[Tensor]
+    input_transform: Tensor | None
+    feature_transform: Tensor | None
+
+
+def _check_points(x: Tensor, in_channels: int, name: str) -> None:
+    if x.dim() != 3 or x.shape[1] != in_channels:
+        raise ValueError(
+            f"{name} expected points of shape (B, {in_channels}, N), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+def _apply_transform(x: Tensor, transform: Tensor) -> Tensor:
+    """Multiply every point's channels by a per-cloud matrix: ``(x^T T)^T``."""
+    return torch.bmm(transform.transpose(1, 2), x)  # (B, k, N)
+
+
+class PointNetEncoder(nn.Module):
+    """PointNet's encoder: T-Nets, shared MLPs, max pool.
+
+    Args:
+        in_channels: Input channels, 3 for xyz plus features (6 with normals). The
+            input T-Net rotates xyz (and normals, when ``in_channels == 6``).
+        mlp1: Widths of the shared MLP before the feature transform.
+        mlp2: Widths of the shared MLP after it; the last is the global width.
+        input_transform: Use the 3x3 input T-Net.
+        feature_transform: Use the feature T-Net (size ``mlp1[-1]``).
+        bias: Bias in every convolution (the authors' code has them).
+
+    Shape:
+        - Input: ``(B, in_channels, N)``; optional mask ``(B, N)`` of real points.
+        - Output: :class:`PointNetFeatures` with a ``(B, mlp2[-1])`` global feature.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        *,
+        mlp1: Sequence[int] = (64, 64),
+        mlp2: Sequence[int] = (64, 128, 1024),
+        input_transform: bool = True,
+        feature_transform: bool = True,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        self.in_channels = in_channels
+        self.input_tnet = TNet(3, in_channels, bias=bias) if input_transform else None
+        self.mlp1 = SharedMLP([in_channels, *mlp1], bias=bias)
+        self.feature_tnet = TNet(mlp1[-1], bias=bias) if feature_transform else None
+        self.mlp2 = SharedMLP([mlp1[-1], *mlp2], bias=bias)
+        self.out_channels = mlp2[-1]
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> PointNetFeatures:
+        _check_points(x, self.in_channels, type(self).__name__)
+        t_in = t_feat = None
+        if self.input_tnet is not None:
+            t_in = self.input_tnet(x, mask)  # (B, 3, 3)
+            xyz = _apply_transform(x[:, :3], t_in)
+            rest = [x[:, 3:6]] if self.in_channels >= 6 else []
+            if rest:  # normals rotate with the points
+                rest[0] = _apply_transform(rest[0], t_in)
+            x = torch.cat([xyz, *rest, x[:, 6:]], dim=1)
+        local = self.mlp1(x)  # (B, 64, N)
+        if self.feature_tnet is not None:
+            t_feat = self.feature_tnet(local, mask)  # (B, 64, 64)
+            local = _apply_transform(local, t_feat)
+        feat = self.mlp2(local)  # (B, 1024, N)
+        return PointNetFeatures(global_max_pool(feat, mask), [local, feat], t_in, t_feat)
+
+
+class PointNetClassifier(nn.Module):
+    """PointNet classification network (paper-faithful defaults).
+
+    Paper: Qi et al., "PointNet: Deep Learning on Point Sets for 3D Classification
+    and Segmentation", CVPR 2017, https://arxiv.org/abs/1612.00593
+
+    Args:
+        num_classes: Number of classes (40 for ModelNet40).
+        in_channels: 3 for xyz, 6 with normals, ``3 + F`` in general.
+        mlp1: Shared MLP widths before the feature transform (paper: 64, 64).
+        mlp2: Shared MLP widths after it (paper: 64, 128, 1024).
+        head: Widths of the FC layers (paper: 512, 256).
+        dropout: Dropout probability of the FC layers (paper: keep 0.7, so 0.3).
+        input_transform: Use the input T-Net (paper: yes).
+        feature_transform: Use the feature T-Net (paper: yes).
+        reg_weight: Weight of the orthogonality regulariser of the feature
+            transform (paper: 0.001); returned by ``forward(x, return_aux=True)``.
+        bias: Bias in the convolutions (the authors' code has them).
+
+    Shape:
+        - Input: ``(B, in_channels, N)``; optional mask ``(B, N)`` of real points.
+        - Output: logits ``(B, num_classes)``; with ``return_aux=True`` a pair
+          ``(logits, aux_loss)`` where ``aux_loss`` is the weighted regulariser.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 40,
+        in_channels: int = 3,
+        *,
+        mlp1: Sequence[int] = (64, 64),
+        mlp2: Sequence[int] = (64, 128, 1024),
+        head: Sequence[int] = (512, 256),
+        dropout: float = 0.3,
+        input_transform: bool = True,
+        feature_transform: bool = True,
+        reg_weight: float = 0.001,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_classes <= 0:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.reg_weight = reg_weight
+        self.encoder = PointNetEncoder(
+            in_channels,
+            mlp1=mlp1,
+            mlp2=mlp2,
+            input_transform=input_transform,
+            feature_transform=feature_transform,
+            bias=bias,
+        )
+        self.head = SharedMLP(
+            [self.encoder.out_channels, *head], bias=bias, dropout=dropout
+        )
+        self.classifier = nn.Linear(head[-1], num_classes)
+
+    def forward_features(self, x: Tensor, mask: Tensor | None = None) -> PointNetFeatures:
+        return self.encoder(x, mask)
+
+    def forward_head(self, global_feature: Tensor) -> Tensor:
+        return self.classifier(self.head(global_feature))  # (B, num_classes)
+
+    def aux_loss(self, features: PointNetFeatures) -> Tensor:
+        """The weighted orthogonality regulariser of the feature transform."""
+        if features.feature_transform is None:
+            return features.global_feature.new_zeros(())
+        return self.reg_weight * orthogonality_loss(features.feature_transform)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, *, return_aux: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        features = self.forward_features(x, mask)
+        logits = self.forward_head(features.global_feature)
+        if return_aux:
+            return logits, self.aux_loss(features)
+        return logits
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last layer with a fresh one for ``num_classes`` classes."""
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.classifier.in_features, num_classes).to(
+            self.classifier.weight.device
+        )
+
+
+class PointNetSegmenter(nn.Module):
+    """PointNet part segmentation network, as in the authors' ``pointnet_part_seg.py``.
+
+    Input T-Net -> shared MLP (64, 128, 128) -> feature T-Net 128x128 -> shared
+    MLP (512, 2048) -> max pool; the global feature, the one-hot object category
+    and the local features of every layer are concatenated per point and a shared
+    MLP (256, 256, 128) gives the part logits.
+    Paper: Qi et al., CVPR 2017, https://arxiv.org/abs/1612.00593
+
+    Args:
+        num_parts: Number of part labels (50 for ShapeNetPart).
+        num_categories: Number of object categories for the one-hot input
+            (16 for ShapeNetPart; 0 for none).
+        in_channels: 3 for xyz, 6 with normals.
+        mlp1: Widths before the feature transform.
+        mlp2: Widths after it; the last is the global width.
+        seg_mlp: Widths of the per-point head.
+        dropout: Dropout before the last layer (the authors use 0.2 in their
+            PyTorch ports' seg heads; 0 disables it).
+        input_transform / feature_transform: Use each T-Net.
+        reg_weight: Weight of the feature-transform regulariser.
+
+    Shape:
+        - Input: ``(B, in_channels, N)`` and, when ``num_categories > 0``, the
+          category as a long tensor ``(B,)`` or a one-hot ``(B, num_categories)``.
+        - Output: part logits ``(B, num_parts, N)`` (straight into cross_entropy).
+    """
+
+    def __init__(
+        self,
+        num_parts: int = 50,
+        num_categories: int = 16,
+        in_channels: int = 3,
+        *,
+        mlp1: Sequence[int] = (64, 128, 128),
+        mlp2: Sequence[int] = (512, 2048),
+        seg_mlp: Sequence[int] = (256, 256, 128),
+        dropout: float = 0.2,
+        input_transform: bool = True,
+        feature_transform: bool = True,
+        reg_weight: float = 0.001,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_parts = num_parts
+        self.num_categories = num_categories
+        self.in_channels = in_channels
+        self.reg_weight = reg_weight
+        self.input_tnet = TNet(3, in_channels, bias=bias) if input_transform else None
+        widths = [in_channels, *mlp1]
+        self.local_mlps = nn.ModuleList(
+            SharedMLP([a, b], bias=bias) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.feature_tnet = TNet(mlp1[-1], bias=bias) if feature_transform else None
+        widths2 = [mlp1[-1], *mlp2]
+        self.global_mlps = nn.ModuleList(
+            SharedMLP([a, b], bias=bias) for a, b in zip(widths2[:-1], widths2[1:], strict=True)
+        )
+        concat = sum(mlp1) + sum(mlp2) + mlp2[-1] + num_categories
+        self.seg_head = SharedMLP([concat, *seg_mlp], bias=bias, dropout=0.0)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.seg_out = nn.Conv1d(seg_mlp[-1], num_parts, kernel_size=1)
+
+    def _one_hot(self, category: Tensor | None, batch: int, ref: Tensor) -> Tensor | None:
+        if self.num_categories == 0:
+            return None
+        if category is None:
+            raise ValueError(
+                f"{type(self).__name__} with num_categories={self.num_categories} "
+                "needs the object category: pass category of shape (B,) or (B, C)"
+            )
+        if category.dim() == 1:
+            category = nn.functional.one_hot(category.long(), self.num_categories)
+        if category.shape != (batch, self.num_categories):
+            raise ValueError(
+                f"expected category of shape ({batch},) or ({batch}, "
+                f"{self.num_categories}), got {tuple(category.shape)}"
+            )
+        return category.to(ref.dtype)
+
+    def forward(
+        self,
+        x: Tensor,
+        category: Tensor | None = None,
+        mask: Tensor | None = None,
+        *,
+        return_aux: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        _check_points(x, self.in_channels, type(self).__name__)
+        batch, _, num_points = x.shape
+        one_hot = self._one_hot(category, batch, x)
+        if self.input_tnet is not None:
+            t_in = self.input_tnet(x, mask)
+            parts = [_apply_transform(x[:, :3], t_in)]
+            if self.in_channels >= 6:
+                parts.append(_apply_transform(x[:, 3:6], t_in))
+            x = torch.cat([*parts, x[:, 6:]], dim=1)
+        features: list[Tensor] = []
+        h = x
+        for i, mlp in enumerate(self.local_mlps):
+            h = mlp(h)
+            if i == len(self.local_mlps) - 1 and self.feature_tnet is not None:
+                t_feat = self.feature_tnet(h, mask)  # (B, 128, 128)
+                h = _apply_transform(h, t_feat)
+            features.append(h)
+        for mlp in self.global_mlps:
+            h = mlp(h)
+            features.append(h)
+        glob = global_max_pool(h, mask)  # (B, 2048)
+        extra = [glob] if one_hot is None else [glob, one_hot]
+        expanded = torch.cat(extra, dim=1).unsqueeze(2).expand(-1, -1, num_points)
+        h = self.seg_head(torch.cat([expanded, *features], dim=1))  # (B, 128, N)
+        logits = self.seg_out(self.dropout(h))  # (B, num_parts, N)
+        if not return_aux:
+            return logits
+        if self.feature_tnet is None:
+            return logits, logits.new_zeros(())
+        return logits, self.reg_weight * orthogonality_loss(t_feat)
