@@ -20,7 +20,6 @@ from pointnet1x1 import __version__
 
 # subcommand -> (module, one-line help). Only modules that exist are listed.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("pointnet1x1.cli._demo", "walk through the 1x1-convolution identities"),
 }
 
 
