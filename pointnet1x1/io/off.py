@@ -1,0 +1,158 @@
+"""OFF meshes (Princeton ModelNet, Geomview), parsed with numpy on the token stream.
+
+ModelNet40 holds 12,311 OFF files of up to a few MB, so the parser avoids
+per-line Python work: the whole body after the header is parsed by one
+``np.fromstring`` call (C speed), vertices are a reshape of the first ``V * C``
+numbers and all-triangle (or all-``k``-gon) faces are a reshape of the rest.
+Only files mixing polygon sizes or carrying face colours take a per-line path.
+
+Accepted: the ``[ST][C][N]OFF`` keywords (extra vertex columns are ignored),
+a missing keyword, ModelNet's ``OFF490 518 0`` (counts on the keyword line),
+``#`` comments and blank lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError, check_file
+
+_KEYWORD = re.compile(r"\s*((?:ST)?C?N?4?n?OFF)?", re.ASCII)
+_COMMENT = re.compile(r"#[^\n]*")
+
+
+def _numbers(text: str, what: str) -> np.ndarray:
+    try:
+        return np.fromstring(text, dtype=np.float64, sep=" ")
+    except ValueError:
+        bad = next((t for t in text.split() if not _is_number(t)), "?")
+        raise PointCloudFileError(
+            f"{what} is not numbers (found {bad[:40]!r})"
+        ) from None
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _fan(polygons: np.ndarray) -> np.ndarray:
+    """Triangulate ``(F, k)`` polygons as fans ``(v0, vi, vi+1)`` -> ``(F*(k-2), 3)``."""
+    k = polygons.shape[1]
+    if k == 3:
+        return polygons
+    tris = np.empty((len(polygons), k - 2, 3), dtype=polygons.dtype)
+    tris[:, :, 0] = polygons[:, :1]
+    tris[:, :, 1] = polygons[:, 1:-1]
+    tris[:, :, 2] = polygons[:, 2:]
+    return tris.reshape(-1, 3)
+
+
+def _faces_per_line(lines: list[str]) -> np.ndarray:
+    """Slow path: faces with mixed sizes or trailing colours, one line at a time."""
+    tris: list[list[int]] = []
+    for line in lines:
+        tokens = line.split()
+        k = int(tokens[0])
+        if len(tokens) < k + 1:
+            raise PointCloudFileError(f"face line {line.strip()[:60]!r} is too short")
+        ids = [int(t) for t in tokens[1 : k + 1]]
+        tris.extend([ids[0], ids[i], ids[i + 1]] for i in range(1, k - 1))
+    return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
+
+
+def parse_off(text: str) -> Mesh:
+    """Parse the text of an OFF file.
+
+    Args:
+        text: The whole file content.
+
+    Returns:
+        A :class:`Mesh` with float64 vertices ``(V, 3)`` and int64 triangle faces
+        ``(F', 3)`` (polygons fan-triangulated, faces with fewer than 3 vertices
+        dropped).
+
+    Raises:
+        PointCloudFileError: The text is empty, not OFF, not numbers, or holds
+            fewer vertices / faces than its header declares.
+    """
+    if "#" in text:
+        text = _COMMENT.sub("", text)
+    match = _KEYWORD.match(text)
+    pos = match.end() if match else 0
+    # counts: the first three integers after the keyword (same line or next)
+    header = re.compile(r"\s*(\d+)\s+(\d+)(?:[ \t]+(\d+))?[ \t]*(?:\r?\n|$)").match(
+        text, pos
+    )
+    if header is None:
+        if not text.strip():
+            raise PointCloudFileError("file is empty")
+        start = text[pos:].lstrip()[:40]
+        raise PointCloudFileError(
+            f"not an OFF file: expected 'OFF' and vertex/face counts, found {start!r}"
+        )
+    num_vertices, num_faces = int(header.group(1)), int(header.group(2))
+    body = text[header.end() :]
+    first_line = body.lstrip().split("\n", 1)[0]
+    cols = len(first_line.split()) if num_vertices else 3
+    if cols < 3:
+        raise PointCloudFileError(
+            f"vertex line {first_line!r} has fewer than 3 numbers"
+        )
+    values = _numbers(body, "OFF body")
+    need = num_vertices * cols
+    if len(values) < need:
+        raise PointCloudFileError(
+            f"header declares {num_vertices} vertices of {cols} numbers but the body "
+            f"holds only {len(values)} numbers (truncated file?)"
+        )
+    vertices = values[:need].reshape(num_vertices, cols)[:, :3]
+    rest = values[need:]
+    faces = _faces_fast(rest, num_faces)
+    if faces is None:
+        lines = [ln for ln in body.splitlines() if ln.strip()]
+        skip, used = 0, 0
+        while used < need:
+            used += len(lines[skip].split())
+            skip += 1
+        face_lines = lines[skip : skip + num_faces]
+        if len(face_lines) < num_faces:
+            raise PointCloudFileError(
+                f"header declares {num_faces} faces but the body holds only "
+                f"{len(face_lines)} (truncated file?)"
+            )
+        faces = _faces_per_line(face_lines)
+    if len(faces) and (faces.min() < 0 or faces.max() >= num_vertices):
+        bad = faces.max() if faces.max() >= num_vertices else faces.min()
+        raise PointCloudFileError(
+            f"face index {int(bad)} out of range for {num_vertices} vertices"
+        )
+    return Mesh(np.ascontiguousarray(vertices), faces)
+
+
+def _faces_fast(rest: np.ndarray, num_faces: int) -> np.ndarray | None:
+    """All faces with the same size ``k`` and no colours: one reshape."""
+    if num_faces == 0:
+        return np.empty((0, 3), dtype=np.int64)
+    if len(rest) % num_faces:
+        return None
+    width = len(rest) // num_faces
+    table = rest.reshape(num_faces, width)
+    k = width - 1
+    if k < 3 or not np.all(table[:, 0] == k):
+        return None
+    return _fan(table[:, 1:].astype(np.int64))
+
+
+def read_off(path: PathLike) -> Mesh:
+    """Read an OFF mesh file; see :func:`parse_off`."""
+    path = check_file(path)
+    try:
+        return parse_off(path.read_bytes().decode("latin-1"))
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
