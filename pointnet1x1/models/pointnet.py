@@ -18,7 +18,7 @@ them ("vanilla") about 0.8M.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +56,56 @@ def _apply_transform(x: Tensor, transform: Tensor) -> Tensor:
     return torch.bmm(transform.transpose(1, 2), x)  # (B, k, N)
 
 
+def _apply_transform_ragged(x: Tensor, transform: Tensor, batch: Tensor) -> Tensor:
+    """The ragged :func:`_apply_transform`: flat points ``(M, k)`` times their cloud's
+    matrix. The points are scattered into a zero-padded ``(B, N_max, k)`` block, so
+    the memory is that of a dense batch (gathering a ``k x k`` matrix per point
+    would need ``M * k * k`` floats)."""
+    num_clouds = transform.shape[0]
+    counts = torch.bincount(batch, minlength=num_clouds)
+    order = torch.argsort(batch, stable=True)
+    cloud = batch[order]
+    start = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(x.shape[0], device=x.device) - start[cloud]  # index in cloud
+    dense = x.new_zeros(num_clouds, int(counts.max()), x.shape[1])
+    dense[cloud, slot] = x[order]
+    moved = torch.bmm(dense, transform)[cloud, slot]  # (M, k), sorted by cloud
+    return torch.empty_like(moved).index_copy_(0, order, moved)
+
+
+def _graph_inputs(data: Any) -> tuple[Tensor, Tensor, int]:
+    """Points ``(M, 3+F)``, batch ``(M,)`` and cloud count of a PyG ``Data``/``Batch``.
+
+    Recognised by its attributes (``pos``, optional ``x``, ``batch``), so
+    torch_geometric is never imported here.
+    """
+    pos = data.pos
+    if pos is None or pos.dim() != 2 or pos.shape[1] != 3:
+        shape = None if pos is None else tuple(pos.shape)
+        raise ValueError(f"expected data.pos of shape (M, 3), got {shape}")
+    feats = getattr(data, "x", None)
+    points = pos if feats is None else torch.cat([pos, feats.to(pos.dtype)], dim=1)
+    batch = getattr(data, "batch", None)
+    if batch is None:  # a single Data object is one cloud
+        return points, pos.new_zeros(pos.shape[0], dtype=torch.long), 1
+    num_clouds = getattr(data, "num_graphs", None)
+    return points, batch, int(num_clouds) if num_clouds else int(batch.max()) + 1
+
+
+def _check_ragged(
+    x: Tensor, batch: Tensor, mask: Tensor | None, c: int, name: str
+) -> None:
+    if mask is not None:
+        raise ValueError(
+            f"{name}: pass either mask (dense) or batch (ragged), not both"
+        )
+    if x.dim() != 2 or x.shape[1] != c or batch.shape != (x.shape[0],):
+        raise ValueError(
+            f"{name} expected flat points (M, {c}) and batch (M,), "
+            f"got {tuple(x.shape)} and {tuple(batch.shape)}"
+        )
+
+
 class PointNetEncoder(nn.Module):
     """PointNet's encoder: T-Nets, shared MLPs, max pool.
 
@@ -70,7 +120,12 @@ class PointNetEncoder(nn.Module):
 
     Shape:
         - Input: ``(B, in_channels, N)``; optional mask ``(B, N)`` of real points.
-        - Output: :class:`PointNetFeatures` with a ``(B, mlp2[-1])`` global feature.
+          Or ragged: flat points ``(M, in_channels)`` with ``batch`` ``(M,)``
+          giving each point's cloud (the PyTorch Geometric layout); the T-Nets
+          and the max pool then work per cloud, and ``num_clouds`` sets ``B``
+          (default ``batch.max() + 1``).
+        - Output: :class:`PointNetFeatures` with a ``(B, mlp2[-1])`` global feature
+          (its local features are flat ``(M, C_i)`` for ragged input).
     """
 
     def __init__(
@@ -93,7 +148,16 @@ class PointNetEncoder(nn.Module):
         self.mlp2 = SharedMLP([mlp1[-1], *mlp2], bias=bias)
         self.out_channels = mlp2[-1]
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> PointNetFeatures:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        batch: Tensor | None = None,
+        num_clouds: int | None = None,
+    ) -> PointNetFeatures:
+        if batch is not None:
+            return self._forward_ragged(x, batch, num_clouds, mask)
         _check_points(x, self.in_channels, type(self).__name__)
         t_in = t_feat = None
         if self.input_tnet is not None:
@@ -108,7 +172,31 @@ class PointNetEncoder(nn.Module):
             t_feat = self.feature_tnet(local, mask)  # (B, 64, 64)
             local = _apply_transform(local, t_feat)
         feat = self.mlp2(local)  # (B, 1024, N)
-        return PointNetFeatures(global_max_pool(feat, mask), [local, feat], t_in, t_feat)
+        return PointNetFeatures(
+            global_max_pool(feat, mask), [local, feat], t_in, t_feat
+        )
+
+    def _forward_ragged(
+        self, x: Tensor, batch: Tensor, num_clouds: int | None, mask: Tensor | None
+    ) -> PointNetFeatures:
+        """The same network on flat points ``(M, C)``: T-Nets and pooling per cloud."""
+        _check_ragged(x, batch, mask, self.in_channels, type(self).__name__)
+        batch = batch.long()
+        size = int(batch.max()) + 1 if num_clouds is None else num_clouds
+        t_in = t_feat = None
+        if self.input_tnet is not None:
+            t_in = self.input_tnet(x, batch=batch, num_clouds=size)  # (B, 3, 3)
+            parts = [_apply_transform_ragged(x[:, :3], t_in, batch)]
+            if self.in_channels >= 6:  # normals rotate with the points
+                parts.append(_apply_transform_ragged(x[:, 3:6], t_in, batch))
+            x = torch.cat([*parts, x[:, 6:]], dim=1)
+        local = self.mlp1(x)  # (M, 64)
+        if self.feature_tnet is not None:
+            t_feat = self.feature_tnet(local, batch=batch, num_clouds=size)
+            local = _apply_transform_ragged(local, t_feat, batch)
+        feat = self.mlp2(local)  # (M, 1024)
+        pooled = global_max_pool(feat, batch=batch, num_clouds=size)  # (B, 1024)
+        return PointNetFeatures(pooled, [local, feat], t_in, t_feat)
 
 
 class PointNetClassifier(nn.Module):
@@ -132,6 +220,9 @@ class PointNetClassifier(nn.Module):
 
     Shape:
         - Input: ``(B, in_channels, N)``; optional mask ``(B, N)`` of real points.
+          Or ragged: flat points ``(M, in_channels)`` with ``batch`` ``(M,)``; or a
+          PyTorch Geometric ``Data``/``Batch`` (xyz in ``pos`` ``(M, 3)``, optional
+          features in ``x`` ``(M, F)``, the ``batch`` vector), clouds of any sizes.
         - Output: logits ``(B, num_classes)``; with ``return_aux=True`` a pair
           ``(logits, aux_loss)`` where ``aux_loss`` is the weighted regulariser.
     """
@@ -169,8 +260,17 @@ class PointNetClassifier(nn.Module):
         )
         self.classifier = nn.Linear(head[-1], num_classes)
 
-    def forward_features(self, x: Tensor, mask: Tensor | None = None) -> PointNetFeatures:
-        return self.encoder(x, mask)
+    def forward_features(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        batch: Tensor | None = None,
+        num_clouds: int | None = None,
+    ) -> PointNetFeatures:
+        if not isinstance(x, Tensor) and hasattr(x, "pos"):  # a PyG Data / Batch
+            x, batch, num_clouds = _graph_inputs(x)
+        return self.encoder(x, mask, batch=batch, num_clouds=num_clouds)
 
     def forward_head(self, global_feature: Tensor) -> Tensor:
         return self.classifier(self.head(global_feature))  # (B, num_classes)
@@ -182,9 +282,15 @@ class PointNetClassifier(nn.Module):
         return self.reg_weight * orthogonality_loss(features.feature_transform)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, *, return_aux: bool = False
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        batch: Tensor | None = None,
+        num_clouds: int | None = None,
+        return_aux: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        features = self.forward_features(x, mask)
+        features = self.forward_features(x, mask, batch=batch, num_clouds=num_clouds)
         logits = self.forward_head(features.global_feature)
         if return_aux:
             return logits, self.aux_loss(features)
@@ -249,19 +355,23 @@ class PointNetSegmenter(nn.Module):
         self.input_tnet = TNet(3, in_channels, bias=bias) if input_transform else None
         widths = [in_channels, *mlp1]
         self.local_mlps = nn.ModuleList(
-            SharedMLP([a, b], bias=bias) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            SharedMLP([a, b], bias=bias)
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         self.feature_tnet = TNet(mlp1[-1], bias=bias) if feature_transform else None
         widths2 = [mlp1[-1], *mlp2]
         self.global_mlps = nn.ModuleList(
-            SharedMLP([a, b], bias=bias) for a, b in zip(widths2[:-1], widths2[1:], strict=True)
+            SharedMLP([a, b], bias=bias)
+            for a, b in zip(widths2[:-1], widths2[1:], strict=True)
         )
         concat = sum(mlp1) + sum(mlp2) + mlp2[-1] + num_categories
         self.seg_head = SharedMLP([concat, *seg_mlp], bias=bias, dropout=0.0)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.seg_out = nn.Conv1d(seg_mlp[-1], num_parts, kernel_size=1)
 
-    def _one_hot(self, category: Tensor | None, batch: int, ref: Tensor) -> Tensor | None:
+    def _one_hot(
+        self, category: Tensor | None, batch: int, ref: Tensor
+    ) -> Tensor | None:
         if self.num_categories == 0:
             return None
         if category is None:
