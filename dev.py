@@ -99,8 +99,14 @@ def setup() -> None:
     wanted = _wanted()
     done = json.loads(STAMP.read_text()) if STAMP.exists() else {}
     pip = [str(_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    if done.get("torch") != TORCH or done.get("torch_index") != TORCH_INDEX or not _torch_installed():
-        _say(f"installing {TORCH} first (set POINTNET1X1_TORCH to choose another build)")
+    if (
+        done.get("torch") != TORCH
+        or done.get("torch_index") != TORCH_INDEX
+        or not _torch_installed()
+    ):
+        _say(
+            f"installing {TORCH} first (set POINTNET1X1_TORCH to choose another build)"
+        )
         extra = ["--extra-index-url", TORCH_INDEX] if TORCH_INDEX else []
         _run([*pip, TORCH, *extra])
         done.pop("pyproject", None)

@@ -37,7 +37,9 @@ class TinyPointClassifier(nn.Module):
         return self.head(pooled)
 
 
-def make_batch(batch: int, num_points: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def make_batch(
+    batch: int, num_points: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     labels = torch.randint(0, 2, (batch,), generator=generator)
     pts = torch.randn(batch, num_points, 3, generator=generator)
     sphere = pts / pts.norm(dim=2, keepdim=True)
@@ -63,8 +65,10 @@ def main(steps: int = 60) -> float:
     with torch.no_grad():
         x, y = make_batch(200, 256, gen)
         accuracy = (model(x).argmax(dim=1) == y).float().mean().item()
-    print(f"{type(model).__name__}: {sum(p.numel() for p in model.parameters())} "
-          f"parameters, test accuracy {accuracy:.1%}")
+    print(
+        f"{type(model).__name__}: {sum(p.numel() for p in model.parameters())} "
+        f"parameters, test accuracy {accuracy:.1%}"
+    )
     return accuracy
 
 

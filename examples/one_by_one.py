@@ -21,7 +21,8 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def conv1d_is_shared_linear() -> float:
-    x = torch.randn(2, 3, 1024, dtype=torch.float64)  # (B, C, N): 2 clouds of 1024 points
+    # (B, C, N): 2 clouds of 1024 points
+    x = torch.randn(2, 3, 1024, dtype=torch.float64)
     conv = nn.Conv1d(3, 64, kernel_size=1).double()
     linear = nn.Linear(3, 64).double()
     linear.weight.data = conv.weight.data[:, :, 0].clone()
@@ -42,7 +43,8 @@ def shared_mlp_to_linear() -> float:
 def dense_is_full_size_conv() -> float:
     image = torch.randn(4, 1, 28, 28, dtype=torch.float64)
     dense = nn.Linear(784, 784).double()
-    conv = nn.Conv2d(1, 784, kernel_size=28).double()  # 784 filters, one 28x28 kernel each
+    # 784 filters, one 28x28 kernel each
+    conv = nn.Conv2d(1, 784, kernel_size=28).double()
     conv.weight.data = dense.weight.data.view(784, 1, 28, 28).clone()
     conv.bias.data = dense.bias.data.clone()
     return _diff(dense(image.flatten(1)), conv(image).flatten(1))
@@ -88,12 +90,30 @@ def pointnet_permutation_invariance() -> float:
 
 
 STEPS = [
-    ("Conv1d(kernel_size=1) == one nn.Linear applied to every point", conv1d_is_shared_linear),
-    ("SharedMLP([3, 64, 128]).eval() == .to_linear() point by point", shared_mlp_to_linear),
-    ("Linear(784, 784) on a flat 28x28 image == 784 filters of 28x28", dense_is_full_size_conv),
-    ("Linear(784, 784) == 784 filters of 1x1 on a (784, 1, 1) image", dense_is_1x1_conv_on_784_channels),
-    ("1x1 conv over an RGB image == per-pixel Linear(3, 16)", rgb_1x1_conv_is_per_pixel_dense),
-    ("sum of 1x1 class maps == Linear on summed features (+48 b)", summed_class_maps_are_dense_on_summed_features),
+    (
+        "Conv1d(kernel_size=1) == one nn.Linear applied to every point",
+        conv1d_is_shared_linear,
+    ),
+    (
+        "SharedMLP([3, 64, 128]).eval() == .to_linear() point by point",
+        shared_mlp_to_linear,
+    ),
+    (
+        "Linear(784, 784) on a flat 28x28 image == 784 filters of 28x28",
+        dense_is_full_size_conv,
+    ),
+    (
+        "Linear(784, 784) == 784 filters of 1x1 on a (784, 1, 1) image",
+        dense_is_1x1_conv_on_784_channels,
+    ),
+    (
+        "1x1 conv over an RGB image == per-pixel Linear(3, 16)",
+        rgb_1x1_conv_is_per_pixel_dense,
+    ),
+    (
+        "sum of 1x1 class maps == Linear on summed features (+48 b)",
+        summed_class_maps_are_dense_on_summed_features,
+    ),
     ("PointNet(x[:, :, perm]) == PointNet(x)", pointnet_permutation_invariance),
 ]
 

@@ -34,22 +34,18 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:
-    from pointnet1x1.models import (
-        PointNetClassifier,
-        PointNetEncoder,
-        PointNetSegmenter,
-        create_model,
-        list_models,
-        register_model,
-    )
-    from pointnet1x1.nn import (
-        SharedMLP,
-        SharedMLP2d,
-        TNet,
-        global_max_pool,
-        orthogonality_loss,
-    )
+if TYPE_CHECKING:  # explicit re-exports for type checkers and IDEs
+    from pointnet1x1.models import PointNetClassifier as PointNetClassifier
+    from pointnet1x1.models import PointNetEncoder as PointNetEncoder
+    from pointnet1x1.models import PointNetSegmenter as PointNetSegmenter
+    from pointnet1x1.models import create_model as create_model
+    from pointnet1x1.models import list_models as list_models
+    from pointnet1x1.models import register_model as register_model
+    from pointnet1x1.nn import SharedMLP as SharedMLP
+    from pointnet1x1.nn import SharedMLP2d as SharedMLP2d
+    from pointnet1x1.nn import TNet as TNet
+    from pointnet1x1.nn import global_max_pool as global_max_pool
+    from pointnet1x1.nn import orthogonality_loss as orthogonality_loss
 
 
 def __getattr__(name: str) -> Any:

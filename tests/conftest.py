@@ -21,11 +21,15 @@ _deselected_gpu: list[str] = []
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"real test data not found at {SHARED_DATA} (../shared/data beside the checkout)")
+        pytest.fail(
+            f"real test data not found at {SHARED_DATA} (../shared/data beside the checkout)"
+        )
     return SHARED_DATA
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return

@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     ).stdout
     return set(out.split())
 
@@ -24,7 +27,9 @@ def test_import_is_light():
 
 
 def test_public_names_import_without_open3d_or_pyg():
-    mods = _modules_after("from pointnet1x1 import SharedMLP, TNet, PointNetClassifier, create_model")
+    mods = _modules_after(
+        "from pointnet1x1 import SharedMLP, TNet, PointNetClassifier, create_model"
+    )
     assert "torch" in mods
     assert "open3d" not in mods and "torch_geometric" not in mods
 
@@ -40,7 +45,9 @@ def test_help_does_not_import_torch():
 
 def test_console_script_help_lists_subcommands():
     exe = Path(sys.executable).with_name("pointnet1x1")
-    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(exe), "--help"], capture_output=True, text=True, check=True
+    )
     assert "usage: pointnet1x1" in out.stdout
     from pointnet1x1.cli import _COMMANDS
 

@@ -85,7 +85,9 @@ def test_input_transform_rotates_normals_with_points():
     assert plain.encoder.input_tnet is None
     # first local feature equals the MLP on the rotated input (before the feature T-Net)
     t_feat = features.feature_transform
-    assert torch.allclose(torch.bmm(t_feat.transpose(1, 2), local), features.local_features[0], atol=1e-5)
+    assert torch.allclose(
+        torch.bmm(t_feat.transpose(1, 2), local), features.local_features[0], atol=1e-5
+    )
 
 
 def test_mask_ignores_padded_points():
@@ -100,7 +102,9 @@ def test_mask_ignores_padded_points():
 
 def test_wrong_input_shape_is_a_clear_error():
     model = PointNetClassifier(num_classes=3)
-    with pytest.raises(ValueError, match=r"expected points of shape \(B, 3, N\), got \(2, 64, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"expected points of shape \(B, 3, N\), got \(2, 64, 3\)"
+    ):
         model(torch.randn(2, 64, 3))
 
 
@@ -116,7 +120,9 @@ def test_segmenter_shapes_and_category():
     x = torch.randn(2, 3, 64)
     logits, aux = seg(x, torch.tensor([0, 15]), return_aux=True)
     assert logits.shape == (2, 50, 64)
-    loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 50, (2, 64))) + aux
+    loss = (
+        torch.nn.functional.cross_entropy(logits, torch.randint(0, 50, (2, 64))) + aux
+    )
     loss.backward()
     for name, p in seg.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -141,5 +147,7 @@ def test_registry():
     assert {"pointnet", "pointnet_vanilla", "pointnet_partseg"} <= set(list_models())
     model = create_model("pointnet", num_classes=7)
     assert isinstance(model, PointNetClassifier) and model.num_classes == 7
-    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: .*pointnet"):
+    with pytest.raises(
+        ValueError, match="unknown model 'nope'; choose one of: .*pointnet"
+    ):
         create_model("nope")

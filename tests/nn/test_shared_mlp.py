@@ -107,10 +107,18 @@ def test_batch_size_one_in_eval_mode():
 @pytest.mark.parametrize(
     ("module", "shape", "expected"),
     [
-        (SharedMLP([3, 8]), (2, 4, 10), r"expected input of shape \(B, 3, N\) or \(M, 3\), got \(2, 4, 10\)"),
+        (
+            SharedMLP([3, 8]),
+            (2, 4, 10),
+            r"expected input of shape \(B, 3, N\) or \(M, 3\), got \(2, 4, 10\)",
+        ),
         (SharedMLP([3, 8]), (2, 3, 10, 1), r"got \(2, 3, 10, 1\)"),
         (SharedMLP([3, 8]), (10, 4), r"got \(10, 4\)"),
-        (SharedMLP2d([3, 8]), (2, 3, 10), r"expected input of shape \(B, 3, N, K\), got \(2, 3, 10\)"),
+        (
+            SharedMLP2d([3, 8]),
+            (2, 3, 10),
+            r"expected input of shape \(B, 3, N, K\), got \(2, 3, 10\)",
+        ),
     ],
 )
 def test_wrong_input_shape_names_expected_and_received(module, shape, expected):

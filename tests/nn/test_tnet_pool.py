@@ -27,9 +27,9 @@ def test_orthogonality_loss():
     q, _ = torch.linalg.qr(torch.randn(4, 5, 5, dtype=torch.float64))
     assert orthogonality_loss(q).item() < 1e-20
     a = torch.randn(4, 5, 5, dtype=torch.float64)
-    naive = sum(
-        ((torch.eye(5, dtype=torch.float64) - m @ m.T) ** 2).sum() for m in a
-    ) / 4
+    naive = (
+        sum(((torch.eye(5, dtype=torch.float64) - m @ m.T) ** 2).sum() for m in a) / 4
+    )
     assert torch.allclose(orthogonality_loss(a), naive)
     with pytest.raises(ValueError, match=r"\(B, k, k\), got \(5, 5\)"):
         orthogonality_loss(a[0])
@@ -71,5 +71,7 @@ def test_tnet_with_batch_vector_equals_dense_for_equal_clouds():
 def test_pool_shape_errors():
     with pytest.raises(ValueError, match=r"\(B, C, N\), got \(4, 10\)"):
         global_max_pool(torch.randn(4, 10))
-    with pytest.raises(ValueError, match=r"mask must have shape \(B, N\) = \(2, 10\), got \(2, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"mask must have shape \(B, N\) = \(2, 10\), got \(2, 9\)"
+    ):
         global_max_pool(torch.randn(2, 4, 10), torch.ones(2, 9, dtype=torch.bool))
