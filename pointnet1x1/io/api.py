@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import numpy as np
+
 from pointnet1x1.io.cloud import (
     Mesh,
     PathLike,
@@ -20,12 +22,31 @@ from pointnet1x1.io.sampling import Seed, sample_surface, subsample
 
 DEFAULT_MESH_POINTS = 2048
 
-# extension -> (module, function); mesh readers return Mesh, cloud readers PointCloud
-_MESH_READERS: dict[str, tuple[str, str]] = {
+# extension -> (module, function); readers return a Mesh or a PointCloud
+_TEXT = ("pointnet1x1.io.text", "read_text")
+_READERS: dict[str, tuple[str, str]] = {
     ".off": ("pointnet1x1.io.off", "read_off"),
+    ".obj": ("pointnet1x1.io.obj", "read_obj"),
+    ".stl": ("pointnet1x1.io.stl", "read_stl"),
+    ".ply": ("pointnet1x1.io.ply", "read_ply"),
+    ".pcd": ("pointnet1x1.io.pcd", "read_pcd"),
+    ".npy": ("pointnet1x1.io.numpy_io", "read_numpy"),
+    ".npz": ("pointnet1x1.io.numpy_io", "read_numpy"),
+    ".las": ("pointnet1x1.io.lidar", "read_las"),
+    ".laz": ("pointnet1x1.io.lidar", "read_las"),
+    ".e57": ("pointnet1x1.io.lidar", "read_e57"),
+    **dict.fromkeys((".xyz", ".xyzn", ".xyzrgb", ".pts", ".txt", ".csv"), _TEXT),
 }
-_CLOUD_READERS: dict[str, tuple[str, str]] = {}
-_WRITERS: dict[str, tuple[str, str]] = {}
+_MESH_EXTENSIONS = (".obj", ".off", ".ply", ".stl")
+_WRITERS: dict[str, tuple[str, str]] = {
+    ".ply": ("pointnet1x1.io.ply", "write_ply"),
+    ".pcd": ("pointnet1x1.io.pcd", "write_pcd"),
+    ".npy": ("pointnet1x1.io.numpy_io", "write_numpy"),
+    ".npz": ("pointnet1x1.io.numpy_io", "write_numpy"),
+    **dict.fromkeys(
+        (".xyz", ".xyzn", ".xyzrgb"), ("pointnet1x1.io.text", "write_text")
+    ),
+}
 
 
 def _lookup(table: dict[str, tuple[str, str]], name: str):  # noqa: ANN202
@@ -35,7 +56,7 @@ def _lookup(table: dict[str, tuple[str, str]], name: str):  # noqa: ANN202
 
 def supported_extensions() -> tuple[str, ...]:
     """All file extensions :func:`read_points` accepts, sorted."""
-    return tuple(sorted({*_MESH_READERS, *_CLOUD_READERS}))
+    return tuple(sorted(_READERS))
 
 
 def _extension(path: Path, table_names: tuple[str, ...]) -> str:
@@ -63,8 +84,11 @@ def read_mesh(path: PathLike) -> Mesh:
         PointCloudFileError: Unknown extension, a directory, or a malformed file.
     """
     path = check_file(path)
-    ext = _extension(path, tuple(sorted(_MESH_READERS)))
-    return _lookup(_MESH_READERS, ext)(path)
+    ext = _extension(path, _MESH_EXTENSIONS)
+    result = _lookup(_READERS, ext)(path)
+    if isinstance(result, PointCloud):  # a PLY / OBJ without faces
+        return Mesh(result.points, np.empty((0, 3), np.int64))
+    return result
 
 
 def read_points(
@@ -92,20 +116,51 @@ def read_points(
     """
     path = check_file(path)
     ext = _extension(path, supported_extensions())
-    if ext in _CLOUD_READERS:
-        result = _lookup(_CLOUD_READERS, ext)(path)
-    else:
-        result = _lookup(_MESH_READERS, ext)(path)
+    result = _lookup(_READERS, ext)(path)
     try:
         if isinstance(result, Mesh):
             count = DEFAULT_MESH_POINTS if num_points is None else num_points
             points, normals = sample_surface(result.vertices, result.faces, count, seed)
             return PointCloud(points, normals)
+        finite = np.isfinite(result.points).all(axis=1)
+        if not finite.all():  # NaN points of organised clouds, invalid returns
+            if not finite.any():
+                raise PointCloudFileError(
+                    f"all {len(result)} points are NaN or infinite, no point to use"
+                )
+            result = result.select(finite)
         if len(result) == 0:
-            raise PointCloudFileError("file holds no finite point")
+            raise PointCloudFileError("file holds no point")
         return result if num_points is None else subsample(result, num_points, seed)
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None
+
+
+def write_points(path: PathLike, cloud: PointCloud | np.ndarray) -> None:
+    """Write a point cloud, atomically (temporary file in the folder + rename).
+
+    Formats: ``.ply`` (binary, everything kept), ``.pcd`` (binary: points,
+    normals, colours), ``.npz`` (everything), ``.npy`` (points and normals),
+    ``.xyz`` (points), ``.xyzn`` (points, normals), ``.xyzrgb`` (points, colours).
+
+    Args:
+        path: Target file; its extension picks the format.
+        cloud: A :class:`PointCloud`, or an ``(N, 3+F)`` array read by the
+            ``.npy`` convention (``(N, 6)`` = points and normals).
+
+    Raises:
+        FileNotFoundError: The folder of ``path`` does not exist.
+        PointCloudFileError: Unknown extension, or data the format cannot hold.
+    """
+    path = Path(path)
+    ext = _extension(path, tuple(sorted(_WRITERS)))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder to write {path.name}")
+    if not isinstance(cloud, PointCloud):
+        from pointnet1x1.io.numpy_io import cloud_from_array
+
+        cloud = cloud_from_array(np.asarray(cloud))
+    _lookup(_WRITERS, ext)(path, cloud)
 
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = supported_extensions()

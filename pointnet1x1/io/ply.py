@@ -1,0 +1,147 @@
+"""PLY files (Stanford): ascii and binary, little and big endian, through plyfile.
+
+plyfile is correct on every PLY variant (any property types and order, comments,
+extra elements), reads binary elements with one ``np.fromfile``/memory map, and
+raises on a truncated body where Open3D returns a partial cloud. Triangle lists
+are read at numpy speed by telling plyfile their length (``known_list_len``; it
+checks and falls back by itself when a face is not a triangle). Writing is plain
+numpy: a header and one structured array, binary little endian.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pointnet1x1.io._atomic import atomic_open
+from pointnet1x1.io._columns import cloud_from_columns
+from pointnet1x1.io.cloud import (
+    Mesh,
+    PathLike,
+    PointCloud,
+    PointCloudFileError,
+    check_file,
+)
+from pointnet1x1.io.off import _fan
+
+_FACE_LISTS = ("vertex_indices", "vertex_index")
+_PLY_TYPES = {
+    "f4": "float",
+    "f8": "double",
+    "u1": "uchar",
+    "i1": "char",
+    "u2": "ushort",
+    "i2": "short",
+    "u4": "uint",
+    "i4": "int",
+}
+
+
+def _face_list_name(path: Path) -> str | None:
+    """Name of the list property of the ``face`` element, read from the header."""
+    with path.open("rb") as file:
+        head = file.read(1 << 16)
+    if not head:
+        raise PointCloudFileError("file is empty")
+    if not head.startswith(b"ply"):
+        raise PointCloudFileError(f"not a PLY file: starts with {head[:20]!r}")
+    element = None
+    for line in head.split(b"end_header")[0].decode("latin-1").splitlines():
+        words = line.split()
+        if words[:1] == ["element"] and len(words) > 1:
+            element = words[1]
+        elif words[:2] == ["property", "list"] and element == "face" and len(words) > 4:
+            return words[4]
+    return None
+
+
+def _triangles(faces: np.ndarray) -> np.ndarray:
+    """plyfile face lists ((F, 3) or ragged object array) -> int64 triangles."""
+    if faces.dtype != object:
+        return _fan(faces.astype(np.int64).reshape(len(faces), -1))
+    sizes = np.fromiter((len(f) for f in faces), dtype=np.int64, count=len(faces))
+    out = []
+    for k in np.unique(sizes[sizes >= 3]):
+        out.append(_fan(np.stack(list(faces[sizes == k])).astype(np.int64)))
+    return np.concatenate(out) if out else np.empty((0, 3), np.int64)
+
+
+def read_ply(path: PathLike) -> PointCloud | Mesh:
+    """Read a PLY file: a :class:`Mesh` when it has faces, else a :class:`PointCloud`.
+
+    Vertex properties ``x y z``, ``nx ny nz``, ``red green blue`` become points,
+    normals and colours; every other scalar property becomes a field.
+    """
+    path = check_file(path)
+    from plyfile import PlyData, PlyParseError
+
+    try:
+        list_name = _face_list_name(path)
+        known = {"face": {list_name: 3}} if list_name else {}
+        ply = PlyData.read(str(path), known_list_len=known)
+    except PlyParseError as err:
+        problem = "truncated body" if "end-of-file" in str(err) else "malformed PLY"
+        raise PointCloudFileError(f"{problem}: {err}", path) from None
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
+    if "vertex" not in ply:
+        raise PointCloudFileError("PLY file has no 'vertex' element", path)
+    vertex = ply["vertex"].data
+    columns = {
+        name: np.array(vertex[name])
+        for name in vertex.dtype.names or ()
+        if vertex.dtype[name].kind != "O"
+    }
+    try:
+        cloud = cloud_from_columns(columns)
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
+    names = ply["face"].data.dtype.names if "face" in ply else None
+    face_list = next((n for n in _FACE_LISTS if names and n in names), None)
+    if face_list is None or len(ply["face"].data) == 0:
+        return cloud
+    faces = _triangles(ply["face"].data[face_list])
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(cloud)):
+        raise PointCloudFileError(
+            f"face index {int(faces.max())} out of range for {len(cloud)} vertices",
+            path,
+        )
+    return Mesh(cloud.points, faces)
+
+
+def write_ply(path: PathLike, cloud: PointCloud) -> None:
+    """Write ``cloud`` as a binary little-endian PLY, atomically.
+
+    Points and normals as float, colours as uchar ``red green blue``, fields as
+    properties of their own type (``(N, K)`` fields as ``name_0 ... name_K-1``).
+    """
+    columns: list[tuple[str, np.ndarray]] = []
+    columns += [(axis, cloud.points[:, i]) for i, axis in enumerate("xyz")]
+    if cloud.normals is not None:
+        columns += [(f"n{axis}", cloud.normals[:, i]) for i, axis in enumerate("xyz")]
+    if cloud.colors is not None:
+        rgb = np.round(np.clip(cloud.colors, 0.0, 1.0) * 255).astype(np.uint8)
+        columns += [
+            (name, rgb[:, i]) for i, name in enumerate(("red", "green", "blue"))
+        ]
+    for name, value in cloud.fields.items():
+        value = np.asarray(value)
+        if value.dtype.str[1:] not in _PLY_TYPES:
+            value = value.astype(np.float64 if value.dtype.kind == "f" else np.int32)
+        flat = value.reshape(len(cloud), -1)
+        if flat.shape[1] == 1:
+            columns.append((name, flat[:, 0]))
+        else:
+            columns += [(f"{name}_{k}", flat[:, k]) for k in range(flat.shape[1])]
+    table = np.empty(len(cloud), dtype=[(n, "<" + v.dtype.str[1:]) for n, v in columns])
+    for name, value in columns:
+        table[name] = value
+    props = "".join(f"property {_PLY_TYPES[v.dtype.str[1:]]} {n}\n" for n, v in columns)
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment written by pointnet1x1\n"
+        f"element vertex {len(cloud)}\n{props}end_header\n"
+    )
+    with atomic_open(path) as file:
+        file.write(header.encode("ascii"))
+        file.write(table.tobytes())
