@@ -20,6 +20,8 @@ from pointnet1x1 import __version__
 
 # subcommand -> (module, one-line help). Only modules that exist are listed.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("pointnet1x1.cli._export", "export a checkpoint to ONNX or TorchScript"),
+    "convert": ("pointnet1x1.cli._convert", "convert fxia22 / yanx27 PointNet weights"),
 }
 
 
