@@ -79,7 +79,12 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
     try:
         list_name = _face_list_name(path)
         known = {"face": {list_name: 3}} if list_name else {}
-        ply = PlyData.read(str(path), known_list_len=known)
+        try:
+            ply = PlyData.read(str(path), known_list_len=known)
+        except PlyParseError as err:
+            if "unexpected list length" not in str(err):
+                raise
+            ply = PlyData.read(str(path))  # not all triangles: the slow path
     except PlyParseError as err:
         problem = "truncated body" if "end-of-file" in str(err) else "malformed PLY"
         raise PointCloudFileError(f"{problem}: {err}", path) from None
