@@ -221,6 +221,7 @@ class PointNet2Classifier(nn.Module):
             channels = layers[-1].out_channels
         layers.append(SetAbstraction(None, (), (), (_GLOBAL_MLP,), channels, bias=bias))
         self.sa = nn.ModuleList(layers)
+        self.min_points = int(npoints[0])  # FPS needs at least this many points
         self.head = SharedMLP([_GLOBAL_MLP[-1], *head], bias=bias, dropout=dropout)
         self.classifier = nn.Linear(head[-1], num_classes)
 
@@ -313,6 +314,7 @@ class PointNet2Segmenter(nn.Module):
         )
         self.head = SharedMLP([128, 128], bias=bias, dropout=dropout)
         self.seg_out = nn.Conv1d(128, num_parts, kernel_size=1)
+        self.min_points = int(npoints[0])  # FPS needs at least this many points
 
     def _one_hot(
         self, category: Tensor | None, batch: int, ref: Tensor
