@@ -1,6 +1,6 @@
-"""Text point clouds: XYZ, XYZN, XYZRGB, PTS, TXT, CSV; numpy on the token stream.
+"""Text point clouds: XYZ, XYZN, XYZRGB, PTS, TXT, CSV, read by numpy's C parser.
 
-One value table per file, space or comma separated, with an optional header line
+One value table per file, space, comma or semicolon separated, with an optional header line
 of column names (``x,y,z,nx,ny,nz``...) and ``#`` / ``//`` comment lines; a PTS
 file may start with its point count, which is then checked. Without a header
 the columns are read by count and extension:
@@ -12,12 +12,15 @@ the columns are read by count and extension:
   vectors (ModelNet's ``x,y,z,nx,ny,nz``), else colours; further columns become
   fields ``column_6``, ``column_7``, ...
 
-Colours above 1 are taken as 0-255 and divided by 255.
+Colours above 1 are taken as 0-255 and divided by 255. The table is read by
+``np.loadtxt`` (numpy's C parser since 1.23), straight from the file.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import warnings
 
 import numpy as np
 
@@ -25,7 +28,10 @@ from pointnet1x1.io._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns, colors_to_unit
 from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
 
-_COMMENTS = re.compile(r"^[ \t]*(#|//).*$", re.MULTILINE)
+_BAD_VALUE = re.compile(
+    r"could not convert string (.*) to \w+ at row (\d+), column (\d+)"
+)
+_HEAD = 1 << 16  # bytes sniffed for a header line and the delimiter
 _SEPARATORS = re.compile(r"[,;\s]+")
 TEXT_EXTENSIONS = (".xyz", ".xyzn", ".xyzrgb", ".pts", ".txt", ".csv")
 
@@ -42,57 +48,88 @@ def _split(line: str) -> list[str]:
     return [t for t in _SEPARATORS.split(line.strip()) if t]
 
 
-def parse_text(text: str, extension: str = ".xyz") -> PointCloud:
-    """Parse a text point cloud; ``extension`` picks the column meaning (see module)."""
-    if "#" in text or "//" in text:
-        text = _COMMENTS.sub("", text)
-    lines = iter(text.splitlines())
-    first = next((ln for ln in lines if ln.strip()), None)
-    if first is None:
-        raise PointCloudFileError("file is empty (no values)")
-    offset = text.index(first) + len(first)
-    names = None
-    count = None
-    tokens = _split(first)
-    if not all(_is_number(t) for t in tokens):
-        names = [t.strip("\"'").lower() for t in tokens]
-        if len(names) < 3:
-            raise PointCloudFileError(f"text is not numbers: first line {first[:60]!r}")
-    elif len(tokens) == 1 and float(tokens[0]).is_integer():
-        count = int(float(tokens[0]))  # PTS point count
-    else:
-        offset = text.index(first)
-    body = text[offset:]
-    data_line = next((ln for ln in body.splitlines() if ln.strip()), "")
-    if not data_line:
+def _sniff(head: str) -> tuple[int, list[str] | None, int | None, str | None]:
+    """From the first lines: lines to skip, header names, PTS count, delimiter."""
+    lines = head.splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "//")):
+            continue
+        tokens = _split(stripped)
+        if not all(_is_number(t) for t in tokens):
+            names = [t.strip("\"'").lower() for t in tokens]
+            if len(names) < 3:
+                raise PointCloudFileError(
+                    f"text is not numbers: line {index + 1} is {stripped[:60]!r}"
+                )
+            return index + 1, names, None, _delimiter(lines[index + 1 :])
+        if len(tokens) == 1 and float(tokens[0]).is_integer():
+            return (
+                index + 1,
+                None,
+                int(float(tokens[0])),
+                _delimiter(lines[index + 1 :]),
+            )
+        return index, None, None, _delimiter(lines[index:])
+    raise PointCloudFileError("file is empty (no values)")
+
+
+def _delimiter(lines: list[str]) -> str | None:
+    line = next((ln for ln in lines if ln.strip() and ln.strip()[0] not in "#/"), "")
+    if not line:
         raise PointCloudFileError("file holds no point (a header line only)")
-    num_cols = len(_split(data_line))
-    if "," in data_line or ";" in data_line:
-        body = body.replace(",", " ").replace(";", " ")
+    return "," if "," in line else ";" if ";" in line else None
+
+
+def _parse(source: object, head: str, extension: str) -> PointCloud:
+    skip, names, count, delimiter = _sniff(head)
     try:
-        values = np.fromstring(body, dtype=np.float64, sep=" ")
-    except ValueError:
-        bad = next((t for t in body.split() if not _is_number(t)), "?")
-        raise PointCloudFileError(f"text is not numbers: found {bad[:40]!r}") from None
-    if num_cols < 3 or len(values) % num_cols:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            table = np.loadtxt(
+                source,  # type: ignore[arg-type]
+                dtype=np.float64,
+                delimiter=delimiter,
+                # a second comment marker costs loadtxt its fast path
+                comments=("#", "//") if "//" in head else "#",
+                skiprows=skip,
+                ndmin=2,
+                encoding="latin-1",
+            )
+    except ValueError as err:
+        problem = str(err).split("; use `usecols`")[0].rstrip(".")
+        if "number of columns" in problem:
+            problem = f"rows must hold the same number of values: {problem}"
+        else:
+            match = _BAD_VALUE.search(problem)
+            if match:  # loadtxt counts data rows from 0, columns from 1
+                value, row, column = match.groups()
+                problem = f"{value} at data row {int(row) + 1}, column {column}"
+            problem = f"text is not numbers: {problem}"
+        raise PointCloudFileError(problem) from None
+    if table.shape[1] < 3 and table.size:
         raise PointCloudFileError(
-            f"rows must hold the same number (>= 3) of values: first row has "
-            f"{num_cols}, the file {len(values)} values in all (truncated line?)"
+            f"rows must hold at least 3 values (x y z), got {table.shape[1]}"
         )
-    table = values.reshape(-1, num_cols)
     if count is not None and count != len(table):
         raise PointCloudFileError(
             f"first line declares {count} points but the file holds {len(table)}"
         )
     if names is not None:
-        if len(names) != num_cols:
+        if table.size and len(names) != table.shape[1]:
             raise PointCloudFileError(
-                f"header names {len(names)} columns but rows hold {num_cols}"
+                f"header names {len(names)} columns but rows hold {table.shape[1]}"
             )
+        table = table.reshape(-1, len(names))
         return cloud_from_columns(
             {n: table[:, i].astype(np.float32) for i, n in enumerate(names)}
         )
-    return _by_position(table, extension.lower())
+    return _by_position(table.reshape(-1, max(3, table.shape[1])), extension.lower())
+
+
+def parse_text(text: str, extension: str = ".xyz") -> PointCloud:
+    """Parse a text point cloud; ``extension`` picks the column meaning (see module)."""
+    return _parse(io.StringIO(text), text[:_HEAD], extension)
 
 
 def _by_position(table: np.ndarray, extension: str) -> PointCloud:
@@ -129,8 +166,10 @@ def _unit_vectors(block: np.ndarray) -> bool:
 def read_text(path: PathLike) -> PointCloud:
     """Read a text point cloud (``.xyz .xyzn .xyzrgb .pts .txt .csv``)."""
     path = check_file(path)
+    with path.open("rb") as file:
+        head = file.read(_HEAD).decode("latin-1")
     try:
-        return parse_text(path.read_bytes().decode("latin-1"), path.suffix)
+        return _parse(str(path), head, path.suffix)
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None
 

@@ -115,8 +115,16 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     ("ext", "text", "message"),
     [
-        (".xyz", "1 2 3\n4 five 6\n", "text is not numbers: found 'five'"),
-        (".csv", "x,y,z\n1,2,3\n4,5,six\n", "text is not numbers: found 'six'"),
+        (
+            ".xyz",
+            "1 2 3\n4 five 6\n",
+            "text is not numbers: 'five' at data row 2, column 2",
+        ),
+        (
+            ".csv",
+            "x,y,z\n1,2,3\n4,5,six\n",
+            "text is not numbers: 'six' at data row 2, column 3",
+        ),
         (".txt", "hello world\n", "text is not numbers"),
         (
             ".pcd",
