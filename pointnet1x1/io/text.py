@@ -81,13 +81,13 @@ def _delimiter(lines: list[str]) -> str | None:
     return "," if "," in line else ";" if ";" in line else None
 
 
-def _parse(source: object, head: str, extension: str) -> PointCloud:
+def _parse(source: str | io.StringIO, head: str, extension: str) -> PointCloud:
     skip, names, count, delimiter = _sniff(head)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
             table = np.loadtxt(
-                source,  # type: ignore[arg-type]
+                source,
                 dtype=np.float64,
                 delimiter=delimiter,
                 # a second comment marker costs loadtxt its fast path

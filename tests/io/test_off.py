@@ -58,6 +58,22 @@ def test_parse_off_errors(text, message):
         parse_off(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OFF3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n",  # ModelNet's quirk
+        "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.5 0.5 0.5\n",  # face colour
+        "OFF\n3 1 0\n0 0 0\n\n1 0 0\n0 1 0\n3 0 1 2\n",  # blank line
+    ],
+)
+def test_read_off_fast_and_general_paths_agree(tmp_path, text):
+    path = tmp_path / "m.off"
+    path.write_text(text)
+    mesh = read_mesh(path)
+    np.testing.assert_array_equal(mesh.vertices, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2]])
+
+
 def test_read_off_error_names_file(tmp_path):
     path = tmp_path / "short.off"
     path.write_text("OFF\n3 1 0\n0 0 0\n")
@@ -82,7 +98,10 @@ def test_modelnet_meshes(data_dir):
     for path in files:
         text = path.read_text()
         counts = [int(t) for t in text.split("\n")[1].split()]
-        mesh = read_mesh(path)
+        mesh = read_mesh(path)  # the fast path for plain files
+        general = parse_off(text)  # the general path
+        np.testing.assert_array_equal(mesh.vertices, general.vertices)
+        np.testing.assert_array_equal(mesh.faces, general.faces)
         assert mesh.vertices.shape == (counts[0], 3), path
         assert mesh.faces.shape == (counts[1], 3), (
             path
