@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from pointnet1x1.models._fast_ops import DenseLayer, dense_layers, has_native_bf16
 from pointnet1x1.models.pointnet import PointNetClassifier
+from pointnet1x1.nn import TNet
 
 __all__ = ["FastPointNetClassifier", "has_native_bf16", "optimize_for_inference"]
 
@@ -46,13 +47,13 @@ class _FastTNet:
 
     def __init__(
         self,
-        tnet: nn.Module,
+        tnet: TNet,
         dtype: torch.dtype,
         pack: bool,
         what: str,
         fp32_first: bool = False,
     ) -> None:
-        self.k = int(tnet.k)
+        self.k = tnet.k
         self.points = dense_layers(tnet.mlp, dtype, pack, f"{what}.mlp")
         if fp32_first:  # raw coordinates: keep the (cheap) first layer in fp32
             self.points[0] = dense_layers(tnet.mlp, torch.float32, pack, what)[0]
