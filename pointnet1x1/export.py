@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 
 from pointnet1x1.engine._atomic import atomic_write, atomic_write_bytes
+from pointnet1x1.engine.checkpoint import make_preprocessing
+from pointnet1x1.engine.predict import Classifier
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -101,7 +103,13 @@ def _in_channels(model: nn.Module, in_channels: int | None) -> int:
 
 def _metadata(metadata: Mapping[str, Any] | None, in_channels: int) -> dict[str, Any]:
     meta = json.loads(json.dumps(dict(metadata or {})))  # JSON-only, a copy
-    pre = meta.setdefault("preprocessing", {})
+    if "preprocessing" not in meta:  # the defaults of training
+        normals = in_channels >= 6
+        extra = in_channels - (6 if normals else 3)
+        meta["preprocessing"] = make_preprocessing(
+            1024, use_normals=normals, extra_channels=extra
+        )
+    pre = meta["preprocessing"]
     if pre.get("in_channels", in_channels) != in_channels:
         raise ValueError(
             f"metadata preprocessing has in_channels={pre['in_channels']} but the "
@@ -373,39 +381,65 @@ def export_checkpoint(
     return result
 
 
-class OnnxClassifier:
-    """Classify clouds with an exported ONNX file and onnxruntime only.
+class _OnnxModule(nn.Module):
+    """An onnxruntime session behind the ``nn.Module`` call the Classifier makes."""
 
-    The class names and the preprocessing (point count, normalisation, input
-    channels) are read from the file's metadata, so predictions match the
-    checkpoint's :class:`~pointnet1x1.engine.Classifier`.
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    def forward(self, points: Tensor) -> Tensor:
+        x = points.detach().cpu().float().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+
+
+class OnnxClassifier(Classifier):
+    """A :class:`~pointnet1x1.engine.Classifier` running an exported ONNX file.
+
+    The class names and the preprocessing (point count, features, centring and
+    scaling, sampling seed) come from the file's metadata and go through the
+    same code as the checkpoint's classifier, so predictions match it; the
+    network runs in onnxruntime on the CPU.
 
     Args:
-        path: An ONNX file written by :func:`export_onnx`.
+        path: An ONNX file written by :func:`export_onnx` (or ``pointnet1x1
+            export``).
+        seed: Seeds the point sampling, as for ``Classifier``.
+
+    Example:
+        >>> clf = OnnxClassifier.from_file("model.onnx")
+        >>> clf.predict(["chair.ply"])[0].label
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, seed: int = 0) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
-        self.metadata = read_onnx_metadata(self.path)
-        self.class_names: list[str] = list(self.metadata.get("class_names", []))
-        self.preprocessing: dict[str, Any] = dict(self.metadata["preprocessing"])
-        kind, self._session = _runner(self.path)
+        kind, session = _runner(self.path)
         if kind != "onnx":
-            raise ValueError(f"{self.path}: not an ONNX file")
+            raise ValueError(f"{self.path}: a TorchScript file, not an ONNX model")
+        meta = read_onnx_metadata(self.path)
+        super().__init__(
+            _OnnxModule(session),
+            meta["class_names"],
+            preprocessing=meta["preprocessing"],
+            device="cpu",
+            model_name="onnx",
+            seed=seed,
+        )
+        self.metadata = meta
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> OnnxClassifier:
-        return cls(path)
+    def from_file(
+        cls, path: str | os.PathLike[str], *, seed: int = 0
+    ) -> OnnxClassifier:
+        """Load an exported ONNX file (same as the constructor)."""
+        return cls(path, seed=seed)
 
-    @property
-    def in_channels(self) -> int:
-        return int(self.preprocessing["in_channels"])
-
-    def logits(self, points: np.ndarray) -> np.ndarray:
-        """Raw logits ``(B, K)`` of preprocessed clouds ``(B, N, 3+F)``."""
-        x = np.ascontiguousarray(
-            np.asarray(points, dtype=np.float32).transpose(0, 2, 1)
+    def __repr__(self) -> str:
+        prep = self.preprocessing
+        return (
+            f"OnnxClassifier({str(self.path)!r}, classes={len(self.class_names)}, "
+            f"num_points={prep['num_points']}, features={prep['features']})"
         )
-        return self._session.run(None, {self._session.get_inputs()[0].name: x})[0]
