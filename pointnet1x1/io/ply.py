@@ -11,6 +11,7 @@ numpy: a header and one structured array, binary little endian.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from pointnet1x1.io.cloud import (
     PointCloudFileError,
     check_file,
 )
-from pointnet1x1.io.off import _fan
+from pointnet1x1.io.off import _faces_fast, _fan
 
 _FACE_LISTS = ("vertex_indices", "vertex_index")
 _PLY_TYPES = {
@@ -38,22 +39,74 @@ _PLY_TYPES = {
 }
 
 
-def _face_list_name(path: Path) -> str | None:
-    """Name of the list property of the ``face`` element, read from the header."""
+_NUMPY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
+    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
+    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}  # fmt: skip
+
+
+class _Header(NamedTuple):
+    format: str
+    elements: list[tuple[str, int, list[tuple[str, str]]]]  # props: (name, type)
+    size: int  # bytes up to the body
+
+
+def _read_header(path: Path) -> _Header:
     with path.open("rb") as file:
         head = file.read(1 << 16)
     if not head:
         raise PointCloudFileError("file is empty")
     if not head.startswith(b"ply"):
         raise PointCloudFileError(f"not a PLY file: starts with {head[:20]!r}")
-    element = None
-    for line in head.split(b"end_header")[0].decode("latin-1").splitlines():
+    end = head.find(b"end_header")
+    newline = head.find(b"\n", end)
+    fmt, elements = "", []  # type: tuple[str, list[tuple[str, int, list[tuple[str, str]]]]]
+    for line in head[: max(end, 0)].decode("latin-1").splitlines():
         words = line.split()
-        if words[:1] == ["element"] and len(words) > 1:
-            element = words[1]
-        elif words[:2] == ["property", "list"] and element == "face" and len(words) > 4:
-            return words[4]
-    return None
+        if words[:1] == ["format"] and len(words) > 1:
+            fmt = words[1]
+        elif words[:1] == ["element"] and len(words) > 2 and words[2].isdigit():
+            elements.append((words[1], int(words[2]), []))
+        elif words[:1] == ["property"] and elements and len(words) > 2:
+            kind = "list" if words[1] == "list" else words[1]
+            elements[-1][2].append((words[-1], kind))
+    return _Header(fmt, elements, newline + 1 if end >= 0 and newline >= 0 else -1)
+
+
+def _read_ascii(path: Path, header: _Header) -> PointCloud | Mesh | None:
+    """ASCII PLY at numpy speed (plyfile parses ascii line by line): a vertex
+    element of scalars, optionally followed by one face element of one list.
+    Returns None for any other layout (plyfile reads it)."""
+    (name, count, props), *rest = header.elements
+    if name != "vertex" or any(kind not in _NUMPY_TYPES for _, kind in props):
+        return None
+    if rest and (len(rest) > 1 or rest[0][0] != "face" or len(rest[0][2]) != 1):
+        return None
+    body = path.read_bytes()[header.size :]
+    try:
+        values = np.fromstring(body, dtype=np.float64, sep=" ")
+    except ValueError:
+        raise PointCloudFileError("ascii body is not numbers") from None
+    width = len(props)
+    if len(values) < count * width:
+        raise PointCloudFileError(
+            f"truncated body: header declares {count} vertices of {width} values "
+            f"but the ascii body holds only {len(values)} values"
+        )
+    table = values[: count * width].reshape(count, width)
+    columns = {
+        prop: table[:, i].astype(_NUMPY_TYPES[kind])
+        for i, (prop, kind) in enumerate(props)
+    }
+    cloud = cloud_from_columns(columns)
+    if not rest or rest[0][1] == 0:
+        return cloud if len(values) == count * width else None
+    faces = _faces_fast(values[count * width :], rest[0][1])
+    if faces is None:  # mixed polygon sizes or a short body: plyfile decides
+        return None
+    return Mesh(cloud.points, faces)
 
 
 def _triangles(faces: np.ndarray) -> np.ndarray:
@@ -77,7 +130,15 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
     from plyfile import PlyData, PlyParseError
 
     try:
-        list_name = _face_list_name(path)
+        header = _read_header(path)
+        if header.format == "ascii" and header.elements and header.size > 0:
+            result = _read_ascii(path, header)
+            if result is not None:
+                return _checked(result, path)
+        faces = [props for name, _, props in header.elements if name == "face"]
+        list_name = (
+            next((p for p, kind in faces[0] if kind == "list"), None) if faces else None
+        )
         known = {"face": {list_name: 3}} if list_name else {}
         try:
             ply = PlyData.read(str(path), known_list_len=known)
@@ -106,13 +167,19 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
     face_list = next((n for n in _FACE_LISTS if names and n in names), None)
     if face_list is None or len(ply["face"].data) == 0:
         return cloud
-    faces = _triangles(ply["face"].data[face_list])
-    if len(faces) and (faces.min() < 0 or faces.max() >= len(cloud)):
-        raise PointCloudFileError(
-            f"face index {int(faces.max())} out of range for {len(cloud)} vertices",
-            path,
-        )
-    return Mesh(cloud.points, faces)
+    return _checked(Mesh(cloud.points, _triangles(ply["face"].data[face_list])), path)
+
+
+def _checked(result: PointCloud | Mesh, path: Path) -> PointCloud | Mesh:
+    if isinstance(result, Mesh) and len(result.faces):
+        low, high = int(result.faces.min()), int(result.faces.max())
+        if low < 0 or high >= len(result.vertices):
+            raise PointCloudFileError(
+                f"face index {high if high >= len(result.vertices) else low} out of range for "
+                f"{len(result.vertices)} vertices",
+                path,
+            )
+    return result
 
 
 def write_ply(path: PathLike, cloud: PointCloud) -> None:

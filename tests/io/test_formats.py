@@ -117,6 +117,33 @@ def test_ply_variants_double_extra_properties_and_quads(tmp_path, text, byte_ord
     np.testing.assert_array_equal(read_mesh(path).faces, [[0, 1, 2], [0, 2, 3]])
 
 
+def test_ascii_ply_fast_path_and_plyfile_fallback(tmp_path):
+    head = (
+        "ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nproperty float y\n"
+    )
+    head += "property float z\nproperty uchar red\nproperty uchar green\n"
+    head += (
+        "property uchar blue\nelement face 2\nproperty list uchar int vertex_indices\n"
+    )
+    head += "end_header\n"
+    body = "".join(f"{i} {i * i} 0 255 0 0\n" for i in range(5))
+    path = tmp_path / "a.ply"
+    path.write_text(head + body + "3 0 1 2\n4 0 1 2 3\n")  # mixed sizes: plyfile
+    mesh = read_mesh(path)
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [0, 1, 2], [0, 2, 3]])
+    path.write_text(head + body + "4 0 1 2 3\n4 1 2 3 4\n")  # fast path
+    np.testing.assert_array_equal(read_mesh(path).faces[2], [1, 2, 3])
+    path.write_text(head.replace("element face 2\n", "element face 0\n") + body)
+    cloud = read_points(path)
+    np.testing.assert_array_equal(cloud.colors, np.tile([1, 0, 0], (5, 1)))
+    path.write_text(head + body[:-12])
+    with pytest.raises(PointCloudFileError, match="truncated body: header declares 5"):
+        read_points(path)
+    path.write_text(head + body + "3 0 1 9\n3 0 1 2\n")
+    with pytest.raises(PointCloudFileError, match="face index 9 out of range for 5"):
+        read_mesh(path)
+
+
 def test_pcd_ascii_packed_rgb_padding_and_count(tmp_path):
     rgb = struct.unpack("<f", struct.pack("<I", (255 << 16) | (128 << 8) | 0))[0]
     text = (
