@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from pointnet1x1.io._polygons import fan_triangulate
 from pointnet1x1.io.cloud import (
     Mesh,
     PathLike,
@@ -19,7 +20,6 @@ from pointnet1x1.io.cloud import (
     PointCloudFileError,
     check_file,
 )
-from pointnet1x1.io.off import _fan
 
 _REFS = re.compile(r"/[^\s]*")
 
@@ -73,7 +73,7 @@ def _faces(lines: list[str], num_vertices: int) -> np.ndarray:
     out = []
     for k in np.unique(sizes[sizes >= 3]):
         starts = (ends - sizes)[sizes == k]
-        out.append(_fan(refs[starts[:, None] + np.arange(k)]))
+        out.append(fan_triangulate(refs[starts[:, None] + np.arange(k)]))
     return np.concatenate(out) if out else np.empty((0, 3), np.int64)
 
 

@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from pointnet1x1.io._polygons import uniform_faces
 from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError, check_file
 
 _KEYWORD = re.compile(r"\s*((?:ST)?C?N?4?n?OFF)?", re.ASCII)
@@ -39,18 +40,6 @@ def _is_number(token: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _fan(polygons: np.ndarray) -> np.ndarray:
-    """Triangulate ``(F, k)`` polygons as fans ``(v0, vi, vi+1)`` -> ``(F*(k-2), 3)``."""
-    k = polygons.shape[1]
-    if k == 3:
-        return polygons
-    tris = np.empty((len(polygons), k - 2, 3), dtype=polygons.dtype)
-    tris[:, :, 0] = polygons[:, :1]
-    tris[:, :, 1] = polygons[:, 1:-1]
-    tris[:, :, 2] = polygons[:, 2:]
-    return tris.reshape(-1, 3)
 
 
 def _faces_per_line(lines: list[str]) -> np.ndarray:
@@ -113,7 +102,7 @@ def parse_off(text: str) -> Mesh:
         )
     vertices = values[:need].reshape(num_vertices, cols)[:, :3]
     rest = values[need:]
-    faces = _faces_fast(rest, num_faces)
+    faces = uniform_faces(rest, num_faces)
     if faces is None:
         lines = [ln for ln in body.splitlines() if ln.strip()]
         skip, used = 0, 0
@@ -133,20 +122,6 @@ def parse_off(text: str) -> Mesh:
             f"face index {int(bad)} out of range for {num_vertices} vertices"
         )
     return Mesh(np.ascontiguousarray(vertices), faces)
-
-
-def _faces_fast(rest: np.ndarray, num_faces: int) -> np.ndarray | None:
-    """All faces with the same size ``k`` and no colours: one reshape."""
-    if num_faces == 0:
-        return np.empty((0, 3), dtype=np.int64)
-    if len(rest) % num_faces:
-        return None
-    width = len(rest) // num_faces
-    table = rest.reshape(num_faces, width)
-    k = width - 1
-    if k < 3 or not np.all(table[:, 0] == k):
-        return None
-    return _fan(table[:, 1:].astype(np.int64, copy=False))
 
 
 _PLAIN_HEADER = re.compile(rb"\s*OFF\s*?(\d+)[ \t]+(\d+)(?:[ \t]+\d+)?[ \t]*\r?\n")
@@ -174,7 +149,7 @@ def _parse_plain(raw: bytes) -> Mesh | None:
         return None
     if cols < 3 or coords.size != num_vertices * cols:
         return None
-    faces = _faces_fast(table, num_faces)
+    faces = uniform_faces(table, num_faces)
     if faces is None or (
         len(faces) and (faces.min() < 0 or faces.max() >= num_vertices)
     ):

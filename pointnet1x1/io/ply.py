@@ -17,6 +17,7 @@ import numpy as np
 
 from pointnet1x1.io._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns
+from pointnet1x1.io._polygons import fan_triangulate, uniform_faces
 from pointnet1x1.io.cloud import (
     Mesh,
     PathLike,
@@ -24,7 +25,6 @@ from pointnet1x1.io.cloud import (
     PointCloudFileError,
     check_file,
 )
-from pointnet1x1.io.off import _faces_fast, _fan
 
 _FACE_LISTS = ("vertex_indices", "vertex_index")
 _PLY_TYPES = {
@@ -103,7 +103,7 @@ def _read_ascii(path: Path, header: _Header) -> PointCloud | Mesh | None:
     cloud = cloud_from_columns(columns)
     if not rest or rest[0][1] == 0:
         return cloud if len(values) == count * width else None
-    faces = _faces_fast(values[count * width :], rest[0][1])
+    faces = uniform_faces(values[count * width :], rest[0][1])
     if faces is None:  # mixed polygon sizes or a short body: plyfile decides
         return None
     return Mesh(cloud.points, faces)
@@ -112,11 +112,11 @@ def _read_ascii(path: Path, header: _Header) -> PointCloud | Mesh | None:
 def _triangles(faces: np.ndarray) -> np.ndarray:
     """plyfile face lists ((F, 3) or ragged object array) -> int64 triangles."""
     if faces.dtype != object:
-        return _fan(faces.astype(np.int64).reshape(len(faces), -1))
+        return fan_triangulate(faces.astype(np.int64).reshape(len(faces), -1))
     sizes = np.fromiter((len(f) for f in faces), dtype=np.int64, count=len(faces))
     out = []
     for k in np.unique(sizes[sizes >= 3]):
-        out.append(_fan(np.stack(list(faces[sizes == k])).astype(np.int64)))
+        out.append(fan_triangulate(np.stack(list(faces[sizes == k])).astype(np.int64)))
     return np.concatenate(out) if out else np.empty((0, 3), np.int64)
 
 
