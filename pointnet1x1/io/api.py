@@ -84,6 +84,12 @@ def read_mesh(path: PathLike) -> Mesh:
         PointCloudFileError: Unknown extension, a directory, or a malformed file.
     """
     path = check_file(path)
+    if path.suffix.lower() in _READERS and path.suffix.lower() not in _MESH_EXTENSIONS:
+        raise PointCloudFileError(
+            f"a {path.suffix} file holds a point cloud, not a mesh (mesh formats: "
+            f"{', '.join(_MESH_EXTENSIONS)}); read it with read_points",
+            path,
+        )
     ext = _extension(path, _MESH_EXTENSIONS)
     result = _lookup(_READERS, ext)(path)
     if isinstance(result, PointCloud):  # a PLY / OBJ without faces

@@ -97,6 +97,11 @@ def test_unknown_extension(tmp_path):
         write_points(tmp_path / "out.foo", PointCloud(np.zeros((1, 3))))
 
 
+def test_point_cloud_format_is_not_a_mesh(tmp_path, clouds_dir):
+    path = clouds_dir / "PointCloudLibrary_pcl__bunny.pcd"
+    _raises(path, r"a \.pcd file holds a point cloud, not a mesh", read_mesh)
+
+
 def test_directory(tmp_path):
     folder = tmp_path / "scans.ply"
     folder.mkdir()
