@@ -10,10 +10,11 @@ computed from). Models keep features channels-first ``(B, C, N)`` and transpose
 the xyz rows once at their boundary. :func:`gather_points` and
 :func:`group_points` accept any trailing dimensions ``(B, N, *)``.
 
-Distances are squared Euclidean throughout, computed as
-``|a|^2 + |b|^2 - 2 a.b`` (a matrix product, clamped at 0) except in
-:func:`farthest_point_sample`, which computes ``|a - b|^2`` directly (one centroid
-at a time, so it is exact and cheap).
+Distances are squared Euclidean throughout. Neighbours are chosen from
+``|a|^2 + |b|^2 - 2 a.b`` (a matrix product, clamped at 0); the distances returned
+by :func:`knn` and used as interpolation weights are then recomputed exactly as
+``|a - b|^2`` for the chosen pairs. :func:`farthest_point_sample` computes
+``|a - b|^2`` directly (one centroid at a time, so it is exact and cheap).
 """
 
 from __future__ import annotations
@@ -166,11 +167,13 @@ def farthest_point_sample(
     min_dist = torch.full(
         (batch, num_points), float("inf"), dtype=xyz.dtype, device=device
     )
-    rows = torch.arange(batch, device=device)
+    # (B, 3, N): each coordinate contiguous, so the per-pick work is three
+    # contiguous passes rather than a strided reduction over the last dim.
+    planes = xyz.transpose(1, 2).contiguous()
     for i in range(num_samples):
         out[:, i] = farthest
-        centroid = xyz[rows, farthest].unsqueeze(1)  # (B, 1, 3)
-        dist = ((xyz - centroid) ** 2).sum(-1)  # (B, N)
+        centroid = planes.gather(2, farthest.view(batch, 1, 1).expand(-1, 3, 1))
+        dist = (planes - centroid).square_().sum(1)  # (B, N)
         torch.minimum(min_dist, dist, out=min_dist)
         farthest = min_dist.argmax(-1)  # first maximum on ties
     return out
@@ -203,23 +206,20 @@ def ball_query(
         raise ValueError(f"radius must be positive, got {radius}")
     if num_neighbors < 1:
         raise ValueError(f"num_neighbors must be at least 1, got {num_neighbors}")
-    batch, num_points, _ = xyz.shape
-    num_centroids = centroids.shape[1]
-    k = num_neighbors
+    num_points = xyz.shape[1]
+    k = min(num_neighbors, num_points)
     dist = square_distance(centroids, xyz)  # (B, S, N)
-    inside = dist < radius * radius
-    # Rank of each inside point among the inside points of its row; points that
-    # are outside or beyond K go to a spare slot K that is dropped afterwards.
-    rank = inside.cumsum(-1) - 1
-    slot = torch.where(inside & (rank < k), rank, torch.full_like(rank, k))
-    out = torch.zeros(batch, num_centroids, k + 1, dtype=torch.long, device=xyz.device)
-    src = torch.arange(num_points, device=xyz.device).expand_as(slot)
-    out.scatter_(-1, slot, src)
-    out = out[..., :k]
-    count = inside.sum(-1, keepdim=True)  # (B, S, 1)
-    first = torch.where(count > 0, out[..., :1], dist.argmin(-1, keepdim=True))
-    filled = torch.arange(k, device=xyz.device) < count
-    return torch.where(filled, out, first)
+    # Indices of the points inside, N elsewhere; the K smallest are the first K
+    # found in index order (topk with small K beats a full sort of every row).
+    index = torch.arange(num_points, dtype=torch.int32, device=xyz.device)
+    index = torch.where(dist < radius * radius, index, num_points)
+    found = index.topk(k, dim=-1, largest=False, sorted=True).values.long()
+    first = found[..., :1]  # (B, S, 1)
+    first = torch.where(first < num_points, first, dist.argmin(-1, keepdim=True))
+    found = torch.where(found < num_points, found, first)
+    if k < num_neighbors:  # fewer points than K: pad with the first one
+        found = torch.cat([found, first.expand(-1, -1, num_neighbors - k)], -1)
+    return found
 
 
 def knn(query: Tensor, points: Tensor, k: int) -> KNNResult:
@@ -231,16 +231,22 @@ def knn(query: Tensor, points: Tensor, k: int) -> KNNResult:
         k: Number of neighbours, ``1 <= k <= N``.
 
     Returns:
-        :class:`KNNResult` of ``dists`` ``(B, S, k)`` (ascending, differentiable
-        with respect to both inputs) and ``idx`` ``(B, S, k)``.
+        :class:`KNNResult` of ``dists`` ``(B, S, k)`` (ascending, computed as
+        ``|q - p|^2`` for the chosen pairs, differentiable with respect to both
+        inputs) and ``idx`` ``(B, S, k)``.
     """
     _check_pair(query, points, ("query", "points"))
     if not 1 <= k <= points.shape[1]:
         raise ValueError(
             f"k must be in [1, {points.shape[1]}] (the number of points), got {k}"
         )
-    dist = square_distance(query, points)  # (B, S, N)
-    dists, idx = dist.topk(k, dim=-1, largest=False, sorted=True)
+    with torch.no_grad():
+        idx = square_distance(query, points).topk(k, dim=-1, largest=False).indices
+    # Exact |q - p|^2 of the chosen neighbours (the expansion used to choose them
+    # loses digits for close pairs), differentiable, re-sorted ascending.
+    dists = (group_points(points, idx) - query.unsqueeze(2)).square().sum(-1)
+    dists, order = dists.sort(dim=-1)
+    idx = idx.gather(-1, order)
     return KNNResult(dists, idx)
 
 

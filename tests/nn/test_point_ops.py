@@ -175,11 +175,14 @@ def test_three_nn_interpolate_matches_naive_with_gradients(n, m):
 
 
 def test_three_nn_interpolate_reproduces_known_points_and_coord_gradcheck():
-    known = torch.rand(1, 6, 3, dtype=torch.float64)
-    feats = torch.randn(1, 2, 6, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    eye = torch.eye(3, dtype=torch.float64)
+    known = torch.cat([eye, -eye])[None]  # six well-separated points
+    feats = torch.randn(1, 2, 6, generator=g, dtype=torch.float64)
     out = three_nn_interpolate(known, known, feats)
     torch.testing.assert_close(out, feats, atol=1e-6, rtol=0)
-    unknown = torch.rand(1, 4, 3, dtype=torch.float64, requires_grad=True)
+    unknown = torch.rand(1, 4, 3, generator=g, dtype=torch.float64) * 0.5
+    unknown.requires_grad_()
     assert torch.autograd.gradcheck(
         lambda u, f: three_nn_interpolate(u, known, f),
         (unknown, feats.clone().requires_grad_()),
