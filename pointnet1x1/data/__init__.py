@@ -1,0 +1,95 @@
+"""Datasets, transforms and batching.
+
+Per sample, points-major ``(N, 3+F)`` numpy float32; :func:`collate` makes the
+channels-first ``(B, 3+F, N)`` batches every ``nn.Module`` takes (the one
+transpose of the project). Axis convention: y up (OFF meshes are turned).
+
+Public names (imported lazily, so ``import pointnet1x1.data`` stays light):
+    :class:`ModelNet`           ModelNet40/10 from the OFF, resampled or HDF5 layout
+    :func:`default_data_root`   the embedded procedural dataset (generated on demand)
+    :func:`collate`, :func:`augment_batch`
+    :mod:`.transforms`          Compose, Normalize, RandomSample, ... (per sample)
+    :func:`download_dataset`, :func:`prepare_from_zip`, :data:`SOURCES`
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "ModelNet": "pointnet1x1.data.modelnet",
+    "load_split": "pointnet1x1.data.modelnet",
+    "MissingDataError": "pointnet1x1.data.layouts",
+    "MODELNET40_CLASSES": "pointnet1x1.data.layouts",
+    "MODELNET10_CLASSES": "pointnet1x1.data.layouts",
+    "detect_layout": "pointnet1x1.data.layouts",
+    "list_split": "pointnet1x1.data.layouts",
+    "collate": "pointnet1x1.data.batch",
+    "augment_batch": "pointnet1x1.data.batch",
+    "default_data_root": "pointnet1x1.data.default",
+    "generate_default_dataset": "pointnet1x1.data.default",
+    "DEFAULT_CLASSES": "pointnet1x1.data.default",
+    "SOURCES": "pointnet1x1.data.download",
+    "download_dataset": "pointnet1x1.data.download",
+    "prepare_from_zip": "pointnet1x1.data.download",
+    "normalize_points": "pointnet1x1.data.transforms",
+    "sample_points": "pointnet1x1.data.transforms",
+    "ShapeNetPart": "pointnet1x1.data.shapenetpart",
+}
+
+__all__ = [
+    "DEFAULT_CLASSES",
+    "MODELNET10_CLASSES",
+    "MODELNET40_CLASSES",
+    "MissingDataError",
+    "ModelNet",
+    "SOURCES",
+    "ShapeNetPart",
+    "augment_batch",
+    "collate",
+    "default_data_root",
+    "detect_layout",
+    "download_dataset",
+    "generate_default_dataset",
+    "list_split",
+    "load_split",
+    "normalize_points",
+    "prepare_from_zip",
+    "sample_points",
+    "transforms",
+]
+
+if TYPE_CHECKING:
+    from pointnet1x1.data import transforms
+    from pointnet1x1.data.batch import augment_batch, collate
+    from pointnet1x1.data.default import (
+        DEFAULT_CLASSES,
+        default_data_root,
+        generate_default_dataset,
+    )
+    from pointnet1x1.data.download import SOURCES, download_dataset, prepare_from_zip
+    from pointnet1x1.data.layouts import (
+        MODELNET10_CLASSES,
+        MODELNET40_CLASSES,
+        MissingDataError,
+        detect_layout,
+        list_split,
+    )
+    from pointnet1x1.data.modelnet import ModelNet, load_split
+    from pointnet1x1.data.transforms import normalize_points, sample_points
+
+
+def __getattr__(name: str) -> Any:
+    if name == "transforms":
+        return importlib.import_module("pointnet1x1.data.transforms")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pointnet1x1.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
