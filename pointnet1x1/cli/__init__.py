@@ -20,6 +20,10 @@ from pointnet1x1 import __version__
 
 # subcommand -> (module, one-line help). Only modules that exist are listed.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("pointnet1x1.cli._train", "train a classifier (default: the embedded dataset)"),
+    "eval": ("pointnet1x1.cli._eval", "whole-set accuracy of a checkpoint on its test split"),
+    "classify": ("pointnet1x1.cli._classify", "classify point-cloud files with a checkpoint"),
+    "show": ("pointnet1x1.cli._show", "draw point clouds to a PNG (headless)"),
     "export": ("pointnet1x1.cli._export", "export a checkpoint to ONNX or TorchScript"),
     "convert": ("pointnet1x1.cli._convert", "convert fxia22 / yanx27 PointNet weights"),
     "data": ("pointnet1x1.cli._data", "download, prepare and inspect datasets (ModelNet, default)"),
