@@ -23,6 +23,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,7 +205,10 @@ def prepare_from_zip(
         ) from None
     with archive:
         names = [n for n in archive.namelist() if not n.startswith("__MACOSX/")]
-        bad = archive.testzip()
+        try:
+            bad = archive.testzip()
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            bad = f"? ({err})"
         if bad is not None:
             raise ValueError(
                 f"{zip_path}: member {bad} fails its CRC check; delete the archive and download again"
