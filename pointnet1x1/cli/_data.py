@@ -134,8 +134,13 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "download":
         from pointnet1x1.data.download import download_dataset
 
-        out = download_dataset(args.name, args.layout, args.root, url=args.url, sha256=args.sha256,
-                               size=args.size, keep_zip=args.keep_zip)  # fmt: skip
+        try:
+            out = download_dataset(args.name, args.layout, args.root, url=args.url, sha256=args.sha256,
+                                   size=args.size, keep_zip=args.keep_zip)  # fmt: skip
+        except OSError as err:  # network failures: one line, not a traceback
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise UsageError(f"{err}") from None
         print(out)
         return 0
     if args.data_command == "prepare":

@@ -36,7 +36,8 @@ def collate(samples: Sequence[tuple[Any, Any]]) -> tuple[Tensor, Tensor]:
     """
     if len(samples) == 0:
         raise ValueError("cannot collate an empty list of samples")
-    clouds, labels = [], []
+    clouds: list[Tensor] = []
+    labels: list[int] = []
     for i, sample in enumerate(samples):
         if len(sample) != 2:
             raise ValueError(

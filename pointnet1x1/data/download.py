@@ -126,7 +126,8 @@ def download_file(
             raise OSError(
                 f"download of {url} failed: HTTP {err.code} {err.reason}"
             ) from None
-        response, total = None, have
+        response = None
+    total: int | None = have
     if response is not None:
         with response:
             resumed = response.status == 206

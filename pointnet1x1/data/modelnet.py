@@ -152,8 +152,10 @@ def load_split(
             worker = partial(_prepare_text, keep=keep, num_points=num_points)
         sources = _cache.sources_digest(listing.files)
         folder = _cache.cache_folder(listing.root, cache_dir)
-        points = _cache.load_cached(folder, setting, sources)
-        if points is None:
+        cached = _cache.load_cached(folder, setting, sources)
+        if cached is not None:
+            points = cached
+        else:
             points = np.empty((len(listing.files), keep, 6), dtype=np.float32)
             items = [(str(p), i) for i, p in enumerate(listing.files)]
             desc = f"{listing.layout} {listing.split}"

@@ -214,5 +214,20 @@ def test_cli_download_prepare_info(server, tmp_path, capsys):
     assert main(["data", "download", "modelnet40", "--layout", "hdf5", "--root", str(tmp_path / "x"),
                  "--url", f"{url}/missing.zip", "--sha256", "0" * 64]) == 2  # fmt: skip
     assert "error: " in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "data",
+                "download",
+                "modelnet10",
+                "--root",
+                str(tmp_path / "y"),
+                "--url",
+                "http://127.0.0.1:1/a.zip",
+            ]
+        )
+        == 2
+    )
+    assert "error: <urlopen error" in capsys.readouterr().err
     assert main(["data", "prepare"]) == 2
     assert "either --from-zip FILE or a dataset ROOT" in capsys.readouterr().err
