@@ -1,4 +1,4 @@
-"""The naive reference: PointNet as the popular PyTorch ports write it.
+"""The naive reference: PointNet as the popular PyTorch ports write it (+ bench helpers).
 
 Written after fxia22/pointnet.pytorch (``pointnet/model.py``): ``Conv1d(k=1)`` +
 ``BatchNorm1d`` + ReLU stacks in fp32, ``nn.Linear`` + ``BatchNorm1d`` heads, both
@@ -16,6 +16,14 @@ Shape:
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -273,3 +281,107 @@ class NaiveDataset(torch.utils.data.Dataset):
             torch.from_numpy(point_set.astype(np.float32)),
             torch.from_numpy(np.array([self.labels[index]]).astype(np.int64)),
         )
+
+
+# --- shared by the benchmarks: real data, timing, machine ------------------------
+
+DATA_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+MODELNET = DATA_ROOT / "modelnet40_normal_resampled"
+# The classes of which every official train and test shape is present here.
+COMPLETE_CLASSES = ("airplane", "bathtub", "bench", "person")
+
+
+def load_modelnet_subset(
+    split: str,
+    classes: Sequence[str] = COMPLETE_CLASSES,
+    num_points: int | None = 1024,
+    root: Path = MODELNET,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read the per-shape ``x,y,z,nx,ny,nz`` files of an official split.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        classes: Class names; labels are their indices in this order.
+        num_points: Keep the first ``num_points`` points of each file (the
+            PointNet++ loader's choice); ``None`` keeps all stored points.
+        root: The ``modelnet40_normal_resampled`` folder.
+
+    Returns:
+        ``(points, labels)``: float32 ``(S, P, 6)`` with xyz centred at the
+        centroid and scaled to the unit sphere, and int64 ``(S,)``.
+    """
+    listing = root / f"modelnet40_{split}.txt"
+    if not listing.is_file():
+        raise FileNotFoundError(
+            f"{listing}: missing; the benchmarks need ../shared/data"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    clouds, labels = [], []
+    for name in listing.read_text().split():
+        cls = name.rsplit("_", 1)[0]
+        if cls not in index:
+            continue
+        pts = np.loadtxt(root / cls / f"{name}.txt", delimiter=",", dtype=np.float32)
+        pts = pts[:num_points].copy()
+        pts[:, :3] -= pts[:, :3].mean(axis=0)
+        pts[:, :3] /= np.linalg.norm(pts[:, :3], axis=1).max()
+        clouds.append(pts)
+        labels.append(index[cls])
+    if not clouds:
+        raise FileNotFoundError(f"{root}: no {split} shapes of {list(classes)}")
+    return np.stack(clouds), np.asarray(labels, dtype=np.int64)
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Time every function once per round, in rotating order; seconds per call.
+
+    Rotating the order each round spreads the noise of a shared machine evenly;
+    compare medians of per-round ratios (see :func:`ratio_summary`).
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def ratio_summary(
+    times: dict[str, list[float]], baseline: str, items: int, unit: str = "clouds/s"
+) -> str:
+    """Table: median time, throughput and median per-round speed-up vs ``baseline``."""
+    base = times[baseline]
+    lines = [f"{'variant':<34} {'median ms':>10} {unit:>12} {'x ' + baseline:>14}"]
+    for name, ts in times.items():
+        ratio = statistics.median(b / t for b, t in zip(base, ts, strict=True))
+        med = statistics.median(ts)
+        lines.append(
+            f"{name:<34} {med * 1e3:>10.1f} {items / med:>12.1f} {ratio:>13.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def machine_info() -> str:
+    """One line: CPU model, cores, threads, torch, native bf16, load average."""
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from pointnet1x1.models.fast import has_native_bf16
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), native bf16: {has_native_bf16()}, "
+        f"load average {load:.2f}"
+    )

@@ -1,0 +1,279 @@
+"""CPU training step: a resident-data, batched-augmentation loop against the naive port's.
+
+    .venv/bin/python benchmarks/bench_train.py [--rounds 5] [--accuracy-epochs 0] [--save CKPT]
+
+One training step = sample a batch of 32 clouds of 1,024 points, augment, forward,
+loss (cross-entropy + 0.001 x feature-transform regulariser), backward, Adam.
+Data: the ModelNet40 training shapes of the four complete classes (airplane,
+bathtub, bench, person; 993 shapes of 2,048 stored points), xyz.
+
+- ``naive loop``: the ports' way (``naive_pointnet.py``): a per-sample Python
+  ``Dataset`` whose ``__getitem__`` samples, normalises, rotates and jitters one
+  cloud in numpy, a ``DataLoader`` (default collate, ``num_workers=0`` as
+  ``--naive-workers`` says), a transpose, their model and plain Adam.
+- ``fast loop fp32``: all clouds resident as one tensor; sampling, normalisation,
+  rotation about the up axis and clipped jitter done for the whole batch at once
+  in torch; our ``PointNetClassifier``; ``Adam(fused=True)``; gradients set to None.
+- ``fast loop bf16 autocast``: the same under ``torch.autocast("cpu", bfloat16)``
+  (only where the CPU has native bf16).
+
+Each round runs ``--steps`` steps of every loop in rotating order; the table gives
+median time per step and the median per-round speed-up over the naive loop.
+
+``--accuracy-epochs E`` then trains the fast loop in fp32 and in bf16 autocast
+from the same initialisation and seed for E epochs and reports both test
+accuracies on the 190 test shapes; ``--save CKPT`` writes the fp32 one as a
+pointnet1x1 checkpoint (for ``bench_inference.py --checkpoint``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from naive_pointnet import (
+    COMPLETE_CLASSES,
+    NaiveDataset,
+    NaivePointNetCls,
+    feature_transform_regularizer,
+    interleaved,
+    load_modelnet_subset,
+    machine_info,
+    ratio_summary,
+)
+from torch import Tensor
+
+from pointnet1x1.models import PointNetClassifier
+from pointnet1x1.models.fast import has_native_bf16
+
+# --- the naive loop ----------------------------------------------------------------
+
+
+class NaiveLoop:
+    """The ports' training loop, one step per call."""
+
+    def __init__(
+        self, points: np.ndarray, labels: np.ndarray, args: argparse.Namespace
+    ) -> None:
+        self.loader = torch.utils.data.DataLoader(
+            NaiveDataset(points, labels, args.points),
+            batch_size=args.batch,
+            shuffle=True,
+            drop_last=True,
+            num_workers=args.naive_workers,
+        )
+        self.it: Iterator = iter(self.loader)
+        self.model = NaivePointNetCls(len(COMPLETE_CLASSES), points.shape[2]).train()
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=0.001, betas=(0.9, 0.999)
+        )
+
+    def step(self) -> float:
+        try:
+            points, target = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            points, target = next(self.it)
+        target = target[:, 0]
+        points = points.transpose(2, 1)
+        self.opt.zero_grad()
+        pred, _, trans_feat = self.model(points)
+        loss = F.nll_loss(F.log_softmax(pred, dim=1), target)
+        loss = loss + feature_transform_regularizer(trans_feat) * 0.001
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+# --- the fast loop -----------------------------------------------------------------
+
+
+def augment_batch(clouds: Tensor, num_points: int, gen: torch.Generator) -> Tensor:
+    """Sample, normalise, rotate about y and jitter a whole batch; channels-first out.
+
+    Args:
+        clouds: Tensor of shape ``(B, P, C)`` giving stored points (xyz first,
+            then normals when ``C >= 6``).
+        num_points: Points per cloud to sample (with replacement, as the ports).
+        gen: Random generator.
+
+    Returns:
+        Tensor of shape ``(B, C, num_points)``.
+    """
+    b, p, c = clouds.shape
+    idx = torch.randint(p, (b, num_points), generator=gen)
+    pts = torch.gather(clouds, 1, idx.unsqueeze(2).expand(-1, -1, c))  # (B, N, C)
+    xyz = pts[:, :, :3] - pts[:, :, :3].mean(dim=1, keepdim=True)
+    xyz = xyz / xyz.norm(dim=2).amax(dim=1).view(b, 1, 1)
+    theta = torch.rand(b, generator=gen) * (2 * math.pi)
+    cos, sin = theta.cos(), theta.sin()
+    rot = torch.zeros(b, 3, 3)
+    rot[:, 0, 0], rot[:, 0, 2], rot[:, 2, 0], rot[:, 2, 2] = cos, sin, -sin, cos
+    rot[:, 1, 1] = 1.0
+    xyz = torch.bmm(xyz, rot)
+    noise = torch.randn(xyz.shape, generator=gen).mul_(0.01).clamp_(-0.05, 0.05)
+    parts = [xyz + noise]
+    if c >= 6:
+        parts.append(torch.bmm(pts[:, :, 3:6], rot))
+    if c > 6:
+        parts.append(pts[:, :, 6:])
+    out = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+    return out.transpose(1, 2).contiguous()  # (B, C, N)
+
+
+class FastLoop:
+    """Resident data, batched augmentation, our model, fused Adam; one step per call."""
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        labels: np.ndarray,
+        args: argparse.Namespace,
+        bf16: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.clouds = torch.from_numpy(points)  # (S, P, C), resident
+        self.labels = torch.from_numpy(labels)
+        self.batch, self.num_points, self.bf16 = args.batch, args.points, bf16
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.model = PointNetClassifier(len(COMPLETE_CLASSES), points.shape[2]).train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=0.001, fused=True)
+        self.order = torch.empty(0, dtype=torch.long)
+
+    def _next_indices(self) -> Tensor:
+        if len(self.order) < self.batch:  # new epoch, last partial batch dropped
+            self.order = torch.randperm(len(self.clouds), generator=self.gen)
+        idx, self.order = self.order[: self.batch], self.order[self.batch :]
+        return idx
+
+    def step(self) -> float:
+        idx = self._next_indices()
+        x = augment_batch(self.clouds[idx], self.num_points, self.gen)
+        y = self.labels[idx]
+        self.opt.zero_grad(set_to_none=True)
+        ctx = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if self.bf16
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            logits, aux = self.model(x, return_aux=True)
+            loss = F.cross_entropy(logits.float(), y) + aux.float()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+    def epochs(self, count: int) -> None:
+        steps = len(self.clouds) // self.batch
+        for _ in range(count * steps):
+            self.step()
+
+    @torch.no_grad()
+    def accuracy(self, points: np.ndarray, labels: np.ndarray) -> float:
+        self.model.eval()
+        x = torch.from_numpy(points).transpose(1, 2).contiguous()
+        pred = torch.cat([self.model(xb).argmax(1) for xb in x.split(64)])
+        self.model.train()
+        return (pred == torch.from_numpy(labels)).float().mean().item()
+
+
+def save_checkpoint(
+    loop: FastLoop, path: str, channels: int, num_points: int, acc: float
+) -> None:
+    from pointnet1x1.engine.checkpoint import make_preprocessing, save_model_checkpoint
+
+    save_model_checkpoint(
+        path,
+        loop.model,
+        model_name="pointnet",
+        model_kwargs={"num_classes": len(COMPLETE_CLASSES), "in_channels": channels},
+        class_names=list(COMPLETE_CLASSES),
+        preprocessing=make_preprocessing(num_points, use_normals=channels >= 6),
+        metrics={"test_oa": acc},
+        extra={"trained_by": "benchmarks/bench_train.py (fast loop, fp32)"},
+    )
+    print(f"saved {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--points", type=int, default=1024)
+    parser.add_argument(
+        "--normals", action="store_true", help="6 channels instead of xyz"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2, help="steps per loop per round")
+    parser.add_argument("--naive-workers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--accuracy-epochs", type=int, default=0)
+    parser.add_argument(
+        "--save", help="write the fp32-trained model here (.safetensors)"
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    channels = 6 if args.normals else 3
+    t0 = time.perf_counter()
+    train_pts, train_lab = load_modelnet_subset("train", COMPLETE_CLASSES, None)
+    train_pts = np.ascontiguousarray(train_pts[:, :, :channels])
+    print(f"machine: {machine_info()}")
+    print(
+        f"data: {len(train_pts)} training shapes of {', '.join(COMPLETE_CLASSES)} "
+        f"({train_pts.shape[1]} stored points, {channels} channels), read in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    native = has_native_bf16()
+    loops = {
+        "naive loop fp32": NaiveLoop(train_pts, train_lab, args),
+        "fast loop fp32": FastLoop(train_pts, train_lab, args),
+    }
+    if native:
+        loops["fast loop bf16 autocast"] = FastLoop(
+            train_pts, train_lab, args, bf16=True
+        )
+    else:
+        print("this CPU has no native bf16: bf16 autocast is left out")
+
+    def run(loop: NaiveLoop | FastLoop) -> None:
+        for _ in range(args.steps):
+            loop.step()
+
+    fns = {name: (lambda loop=loop: run(loop)) for name, loop in loops.items()}
+    times = interleaved(fns, args.rounds, warmup=1)
+    per_step = {k: [t / args.steps for t in v] for k, v in times.items()}
+    print(
+        f"\ntraining step, batch {args.batch} x {args.points} points, "
+        f"{args.rounds} rounds x {args.steps} steps:"
+    )
+    print(ratio_summary(per_step, "naive loop fp32", args.batch, "clouds/s"))
+
+    if args.accuracy_epochs > 0:
+        test_pts, test_lab = load_modelnet_subset("test", COMPLETE_CLASSES, args.points)
+        test_pts = np.ascontiguousarray(test_pts[:, :, :channels])
+        print(f"\naccuracy after {args.accuracy_epochs} epochs (same init and seed):")
+        kinds = [("fp32", False)] + ([("bf16 autocast", True)] if native else [])
+        for name, bf16 in kinds:
+            loop = FastLoop(train_pts, train_lab, args, bf16=bf16, seed=1)
+            t0 = time.perf_counter()
+            loop.epochs(args.accuracy_epochs)
+            acc = loop.accuracy(test_pts, test_lab)
+            print(
+                f"  fast loop {name}: test accuracy {acc:.4f} on {len(test_lab)} shapes "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
+            if args.save and not bf16:
+                save_checkpoint(loop, args.save, channels, args.points, acc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
