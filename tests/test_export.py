@@ -1,6 +1,8 @@
 """ONNX / TorchScript export: dynamic axes, metadata, the parity check, the CLI."""
 
 import json
+import runpy
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -182,3 +184,12 @@ def test_export_argument_errors(tmp_path):
         export_onnx(torch.nn.Linear(3, 4), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="in_channels=6 but the model takes 3"):
         export_torchscript(_model(), tmp_path / "x.pt", metadata=_meta(6))
+
+
+def test_export_example(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "export_onnx.py"
+    ckpt = _checkpoint(tmp_path)  # skip the example's training
+    result = runpy.run_path(str(example))["main"](str(ckpt), str(tmp_path / "out"))
+    assert result["parity"] <= 1e-4
+    assert result["agreement"] >= 0.95  # onnxruntime and PyTorch pick the same class
+    assert (tmp_path / "out" / "model.onnx").is_file()

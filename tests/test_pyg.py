@@ -1,7 +1,9 @@
 """PyTorch Geometric interop: ragged batches through the models, conversions, views."""
 
+import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +176,10 @@ def test_models_do_not_import_torch_geometric():
         "assert 'torch_geometric' not in sys.modules, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pyg_example_runs_on_ragged_batches():
+    example = Path(__file__).resolve().parents[1] / "examples" / "pyg_interop.py"
+    result = runpy.run_path(str(example))["main"](epochs=1, num_points=32)
+    assert result["max_diff"] < 1e-5
+    assert 0.0 <= result["accuracy"] <= 1.0
