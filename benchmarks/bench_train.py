@@ -98,28 +98,32 @@ class NaiveLoop:
 def augment_batch(clouds: Tensor, num_points: int, gen: torch.Generator) -> Tensor:
     """Sample, normalise, rotate about y and jitter a whole batch; channels-first out.
 
+    Runs on the device of ``clouds`` (CPU here, the GPU in ``bench_gpu.py``).
+
     Args:
         clouds: Tensor of shape ``(B, P, C)`` giving stored points (xyz first,
             then normals when ``C >= 6``).
         num_points: Points per cloud to sample (with replacement, as the ports).
-        gen: Random generator.
+        gen: Random generator on the same device.
 
     Returns:
         Tensor of shape ``(B, C, num_points)``.
     """
     b, p, c = clouds.shape
-    idx = torch.randint(p, (b, num_points), generator=gen)
+    dev = clouds.device
+    idx = torch.randint(p, (b, num_points), generator=gen, device=dev)
     pts = torch.gather(clouds, 1, idx.unsqueeze(2).expand(-1, -1, c))  # (B, N, C)
     xyz = pts[:, :, :3] - pts[:, :, :3].mean(dim=1, keepdim=True)
     xyz = xyz / xyz.norm(dim=2).amax(dim=1).view(b, 1, 1)
-    theta = torch.rand(b, generator=gen) * (2 * math.pi)
+    theta = torch.rand(b, generator=gen, device=dev) * (2 * math.pi)
     cos, sin = theta.cos(), theta.sin()
-    rot = torch.zeros(b, 3, 3)
-    rot[:, 0, 0], rot[:, 0, 2], rot[:, 2, 0], rot[:, 2, 2] = cos, sin, -sin, cos
-    rot[:, 1, 1] = 1.0
+    zero, one = torch.zeros_like(cos), torch.ones_like(cos)
+    rot = torch.stack(  # rotation about the up (y) axis, (B, 3, 3)
+        [cos, zero, sin, zero, one, zero, -sin, zero, cos], dim=1
+    ).view(b, 3, 3)
     xyz = torch.bmm(xyz, rot)
-    noise = torch.randn(xyz.shape, generator=gen).mul_(0.01).clamp_(-0.05, 0.05)
-    parts = [xyz + noise]
+    noise = torch.randn(xyz.shape, generator=gen, device=dev)
+    parts = [xyz + noise.mul_(0.01).clamp_(-0.05, 0.05)]
     if c >= 6:
         parts.append(torch.bmm(pts[:, :, 3:6], rot))
     if c > 6:

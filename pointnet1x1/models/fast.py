@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import torch
@@ -40,6 +41,7 @@ __all__ = ["FastPointNetClassifier", "has_native_bf16", "optimize_for_inference"
 
 _PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _warned_bf16 = False
+_CPU_CHUNK = 4096  # rows per chunk on CPU: 4 clouds of 1,024 points
 
 
 class _FastTNet:
@@ -75,6 +77,8 @@ class FastPointNetClassifier(nn.Module):
             fp32 accumulation, fp32 T-Net and classifier heads).
         chunk_points: Rows (clouds x points) processed at once; clouds are
             never split, so a chunk holds ``max(1, chunk_points // N)`` clouds.
+            Default: 4096 on CPU (a few clouds stay in cache), the whole batch
+            on a GPU.
 
     Shape:
         - Input: ``(B, C, N)`` channels-first, any ``B`` and ``N``; optional
@@ -86,17 +90,19 @@ class FastPointNetClassifier(nn.Module):
         self,
         model: PointNetClassifier,
         precision: str = "fp32",
-        chunk_points: int = 4096,
+        chunk_points: int | None = None,
     ) -> None:
         super().__init__()
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        if chunk_points <= 0:
-            raise ValueError(f"chunk_points must be positive, got {chunk_points}")
         dtype = _PRECISIONS[precision]
         enc = model.encoder
         device = next(model.parameters()).device
         pack = device.type == "cpu"
+        if chunk_points is None:
+            chunk_points = _CPU_CHUNK if pack else sys.maxsize
+        if chunk_points <= 0:
+            raise ValueError(f"chunk_points must be positive, got {chunk_points}")
         self.precision = precision
         self.chunk_points = chunk_points
         self.in_channels = int(model.in_channels)
@@ -224,7 +230,10 @@ class FastPointNetClassifier(nn.Module):
 
 
 def optimize_for_inference(
-    model: PointNetClassifier, precision: str = "fp32", *, chunk_points: int = 4096
+    model: PointNetClassifier,
+    precision: str = "fp32",
+    *,
+    chunk_points: int | None = None,
 ) -> FastPointNetClassifier:
     """A fast eval-only copy of a PointNet classifier (the model is not modified).
 
@@ -234,7 +243,8 @@ def optimize_for_inference(
         precision: ``"fp32"`` (logits equal ``model.eval()(x)`` within 1e-4) or
             ``"bf16"`` (bf16 weights and activations with fp32 accumulation;
             on a CPU without native bf16 it warns once and uses fp32).
-        chunk_points: Rows processed at once (clouds are never split).
+        chunk_points: Rows processed at once (clouds are never split); default
+            4096 on CPU, the whole batch on a GPU.
 
     Returns:
         A :class:`FastPointNetClassifier` taking ``(B, C, N)`` and returning
