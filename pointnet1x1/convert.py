@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from pointnet1x1.models import PointNetClassifier
+from pointnet1x1.nn import TNet
 
 __all__ = [
     "SOURCES",
@@ -167,6 +168,7 @@ def _load_layer(
 ) -> None:
     """Copy a source ``Conv1d``/``Linear`` + ``BatchNorm1d`` into our pair."""
     conv, bn = layer
+    assert conv.bias is not None and bn.running_mean is not None
     c_out, c_in = conv.out_channels, conv.in_channels
     weight = state.get(f"{linear}.weight")
     if weight is not None and weight.dim() == 2:  # nn.Linear -> Conv1d 1x1
@@ -176,12 +178,13 @@ def _load_layer(
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(bn, name).copy_(_take(state, f"{norm}.{name}", (c_out,)))
     tracked = state.pop(f"{norm}.num_batches_tracked", None)
-    if tracked is not None:
+    if tracked is not None and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.copy_(tracked.reshape(()).long())
 
 
 @torch.no_grad()
-def _load_tnet(state: dict[str, Tensor], tnet: nn.Module, prefix: str) -> None:
+def _load_tnet(state: dict[str, Tensor], tnet: TNet | None, prefix: str) -> None:
+    assert tnet is not None
     for i, layer in enumerate(_layers(tnet.mlp), start=1):
         _load_layer(state, layer, f"{prefix}.conv{i}", f"{prefix}.bn{i}")
     for i, layer in enumerate(_layers(tnet.fc), start=1):
@@ -195,6 +198,7 @@ def _load_tnet(state: dict[str, Tensor], tnet: nn.Module, prefix: str) -> None:
 @torch.no_grad()
 def _fold_missing_relu(bn: nn.BatchNorm1d, next_conv: nn.Conv1d) -> None:
     """Make ``relu`` after ``bn`` a no-op at the max (see the module docstring)."""
+    assert next_conv.bias is not None
     shift = (-bn.bias).clamp(min=0) + _SHIFT_STDS * bn.weight.abs()
     bn.bias.add_(shift)
     next_conv.bias.sub_(next_conv.weight[:, :, 0] @ shift)

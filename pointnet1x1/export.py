@@ -187,6 +187,7 @@ def export_onnx(
             opset_version=opset,
             verbose=False,
         )
+    assert program is not None  # dynamo=True always returns the program
     proto = program.model_proto
     props = {
         "class_names": json.dumps(meta["class_names"]),
