@@ -30,6 +30,10 @@ _EXPORTS: dict[str, str] = {
     "create_model": "pointnet1x1.models",
     "list_models": "pointnet1x1.models",
     "register_model": "pointnet1x1.models",
+    "Classifier": "pointnet1x1.engine",
+    "TrainConfig": "pointnet1x1.engine",
+    "train": "pointnet1x1.engine",
+    "evaluate_checkpoint": "pointnet1x1.engine",
 }
 
 __all__ = ["__version__", *_EXPORTS]

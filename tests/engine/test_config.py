@@ -1,0 +1,104 @@
+import dataclasses
+
+import pytest
+
+from pointnet1x1.engine.config import (
+    RECIPES,
+    TrainConfig,
+    build_config,
+    load_config_file,
+)
+from pointnet1x1.engine.trainer import _schedule
+
+
+def test_paper_recipe_when_data_is_given():
+    cfg = TrainConfig(data="somewhere").resolved()
+    assert cfg.recipe == "paper"
+    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.num_points) == (
+        "pointnet",
+        250,
+        32,
+        1024,
+    )
+    assert (cfg.lr, cfg.optimizer, cfg.decay_step, cfg.lr_decay, cfg.min_lr) == (
+        1e-3, "adam", 200_000, 0.7, 1e-5,
+    )  # fmt: skip
+    assert (cfg.bn_momentum, cfg.bn_momentum_decay, cfg.min_bn_momentum) == (
+        0.5,
+        0.5,
+        0.01,
+    )
+    assert cfg.dropout == pytest.approx(0.3)  # keep probability 0.7
+    assert (cfg.rotate, cfg.jitter, cfg.jitter_clip, cfg.scale, cfg.shift) == (
+        "up", 0.01, 0.05, None, None,
+    )  # fmt: skip
+
+
+def test_fast_recipe_without_data_and_explicit_values_win():
+    cfg = TrainConfig().resolved()
+    assert cfg.recipe == "fast"
+    assert cfg.epochs == RECIPES["fast"]["epochs"]
+    assert cfg.model == "pointnet_vanilla"
+    cfg = TrainConfig(epochs=3, model_kwargs={"head": [8, 4]}).resolved()
+    assert cfg.epochs == 3
+    assert cfg.model_kwargs["head"] == [8, 4]
+    assert cfg.model_kwargs["mlp1"] == RECIPES["fast"]["model_kwargs"]["mlp1"]
+
+
+def test_schedule_follows_the_authors_staircase():
+    cfg = TrainConfig(data="x").resolved()
+    assert _schedule(cfg, 0) == (1e-3, 0.5)
+    lr, mom = _schedule(cfg, 200_000)
+    assert lr == pytest.approx(7e-4) and mom == pytest.approx(0.25)
+    lr, mom = _schedule(cfg, 199_999)
+    assert lr == 1e-3 and mom == 0.5
+    lr, mom = _schedule(cfg, 10**9)
+    assert lr == 1e-5 and mom == 0.01  # floors: min lr and TF's 0.99 BN decay clip
+
+
+def test_config_files_and_flags_precedence(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        '[train]\nepochs = 7\nlr = 0.5\nnum-points = 128\nclasses = ["a", "b"]\n'
+    )
+    cfg = build_config(toml, lr=0.25)
+    assert (cfg.epochs, cfg.lr, cfg.num_points, cfg.classes) == (
+        7,
+        0.25,
+        128,
+        ["a", "b"],
+    )
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("epochs: 9\nscale: [0.8, 1.25]\nshift: 0.1\n")
+    cfg = build_config(yaml_file, epochs=None)  # None flags do not override
+    assert (cfg.epochs, cfg.scale, cfg.shift) == (9, [0.8, 1.25], 0.1)
+
+
+def test_config_errors_name_the_value(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("epoch = 3\n")
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['epoch'\]"):
+        build_config(bad)
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_config_file(tmp_path / "missing.toml")
+    txt = tmp_path / "c.txt"
+    txt.write_text("x")
+    with pytest.raises(ValueError, match="must be .toml, .yaml or .yml"):
+        load_config_file(txt)
+    (tmp_path / "broken.toml").write_text("epochs = [\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config_file(tmp_path / "broken.toml")
+    for field, value, message in [
+        ("num_points", 0, "num_points must be positive, got 0"),
+        ("epochs", -1, "epochs must be positive, got -1"),
+        ("device", "tpu", "unknown device 'tpu'"),
+        ("val_fraction", 1.0, "val_fraction must be in"),
+        ("rotate", "x", "rotate must be"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(TrainConfig(), **{field: value}).resolved()
+
+
+def test_resolved_config_round_trips_through_a_dict():
+    cfg = TrainConfig(data="d", classes=["a"]).resolved()
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
