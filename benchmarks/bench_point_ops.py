@@ -189,6 +189,27 @@ def main() -> None:
     )
     torch.testing.assert_close(three_nn_interpolate(*one), _interpolate_loop(*one))
 
+    from pointnet1x1.models import create_model
+
+    x = torch.randn(8, 3, 1024)
+    print("\nPointNet++ built on these ops, B=8, N=1024, 40 classes")
+    for name in ("pointnet2_ssg", "pointnet2_msg"):
+        model = create_model(name).eval()
+        with torch.no_grad():
+            _row(
+                f"{name} forward (eval)",
+                _time(lambda m=model: m(x), max(1, repeats // 2)),
+            )
+        model.train()
+        opt = torch.optim.Adam(model.parameters())
+
+        def step(m=model, o=opt):
+            o.zero_grad()
+            m(x).logsumexp(1).mean().backward()
+            o.step()
+
+        _row(f"{name} training step", _time(step, max(1, repeats // 2)))
+
 
 if __name__ == "__main__":
     main()
