@@ -361,8 +361,9 @@ def predict_parts(
 
     Args:
         model: A part segmenter (``model(x, category)`` -> ``(1, 50, N)``).
-        points: Array of shape ``(N, 3+F)`` with as many channels as the model
-            was trained on (``preprocessing["in_channels"]`` of its checkpoint).
+        points: Array of shape ``(N, 3+F)`` with at least as many channels as
+            the model was trained on (``preprocessing["in_channels"]`` of its
+            checkpoint); extra columns are dropped.
         category: The object category, an index or a name (``"Airplane"``).
         normalize: Centre xyz and scale to the unit sphere first, as training did.
 
@@ -381,17 +382,20 @@ def predict_parts(
     if not 0 <= category < len(CATEGORIES):
         raise ValueError(f"category must be in [0, {len(CATEGORIES)}), got {category}")
     pts = np.asarray(points, dtype=np.float32)
+    in_channels = int(getattr(model, "in_channels", pts.shape[-1]))
+    if pts.ndim != 2 or pts.shape[1] < in_channels:
+        raise ValueError(
+            f"the model takes points of shape (N, {in_channels}) (xyz"
+            f"{' + normals' if in_channels == 6 else ''}), got {pts.shape}"
+        )
+    pts = pts[:, :in_channels]  # e.g. drop normals the model was not trained on
     if normalize:
         pts = normalize_points(pts)
-    n = len(pts)
-    # PointNet++ samples a fixed number of centroids: repeat points of a small cloud.
-    need = max(n, getattr(model, "min_points", 1))
-    take = np.arange(need) % n
     param = next(model.parameters())
-    x = torch.from_numpy(pts[take]).T[None].to(param.device, param.dtype)  # (1, C, N)
+    x = torch.from_numpy(pts).T[None].to(param.device, param.dtype)  # (1, C, N)
     cat = torch.tensor([category], device=param.device)
     model.eval()
-    labels = restrict_to_category(model(x, cat), cat)[0, :n]
+    labels = restrict_to_category(model(x, cat), cat)[0]
     return labels.cpu().numpy().astype(np.int64)
 
 

@@ -54,8 +54,9 @@ class SetAbstraction(nn.Module):
     """A set abstraction layer: sample, group (one or more radii), shared MLP, max.
 
     Args:
-        npoint: Number of centroids (farthest point sampling); ``None`` groups
-            all points into one set around the origin (the last layer).
+        npoint: Number of centroids (farthest point sampling), capped at the
+            number of input points; ``None`` groups all points into one set
+            around the origin (the last layer).
         radii: Ball radius of each scale (one for single-scale grouping).
         nsamples: Neighbours per ball of each scale.
         mlps: Widths of the shared MLP of each scale (input width excluded).
@@ -102,12 +103,9 @@ class SetAbstraction(nn.Module):
     def forward(self, xyz: Tensor, features: Tensor | None) -> tuple[Tensor, Tensor]:
         if self.npoint is None:
             return self._group_all(xyz, features)
-        if xyz.shape[1] < self.npoint:
-            raise ValueError(
-                f"{type(self).__name__} samples {self.npoint} centroids but the "
-                f"input has only {xyz.shape[1]} points; use at least {self.npoint}"
-            )
-        new_xyz = gather_points(xyz, farthest_point_sample(xyz, self.npoint))
+        # Fewer points than centroids (small inputs): every point is a centroid.
+        npoint = min(self.npoint, xyz.shape[1])
+        new_xyz = gather_points(xyz, farthest_point_sample(xyz, npoint))
         points = None if features is None else features.transpose(1, 2)  # (B, N, C)
         outs = []
         for radius, k, mlp in zip(self.radii, self.nsamples, self.mlps, strict=True):
@@ -185,7 +183,7 @@ class PointNet2Classifier(nn.Module):
         bias: Bias in the convolutions (the authors' code has them).
 
     Shape:
-        - Input: ``(B, in_channels, N)`` with ``N >= npoints[0]``.
+        - Input: ``(B, in_channels, N)``.
         - Output: logits ``(B, num_classes)``; with ``return_aux=True`` a pair
           ``(logits, zero)`` (no regulariser), as every registered model.
     """
@@ -221,7 +219,6 @@ class PointNet2Classifier(nn.Module):
             channels = layers[-1].out_channels
         layers.append(SetAbstraction(None, (), (), (_GLOBAL_MLP,), channels, bias=bias))
         self.sa = nn.ModuleList(layers)
-        self.min_points = int(npoints[0])  # FPS needs at least this many points
         self.head = SharedMLP([_GLOBAL_MLP[-1], *head], bias=bias, dropout=dropout)
         self.classifier = nn.Linear(head[-1], num_classes)
 
@@ -274,7 +271,7 @@ class PointNet2Segmenter(nn.Module):
         bias: Bias in the convolutions.
 
     Shape:
-        - Input: ``(B, in_channels, N)`` with ``N >= npoints[0]``, and the category
+        - Input: ``(B, in_channels, N)`` and the category
           as a long tensor ``(B,)`` or a one-hot ``(B, num_categories)``.
         - Output: part logits ``(B, num_parts, N)``.
     """
@@ -314,7 +311,6 @@ class PointNet2Segmenter(nn.Module):
         )
         self.head = SharedMLP([128, 128], bias=bias, dropout=dropout)
         self.seg_out = nn.Conv1d(128, num_parts, kernel_size=1)
-        self.min_points = int(npoints[0])  # FPS needs at least this many points
 
     def _one_hot(
         self, category: Tensor | None, batch: int, ref: Tensor

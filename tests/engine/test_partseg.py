@@ -121,7 +121,7 @@ def test_train_partseg_tiny_run(tmp_path):
     )
     assert len(meta["class_names"]) == 50 and meta["preprocessing"]["num_points"] == 64
     points = np.random.default_rng(1).uniform(-1, 1, (20, 3)).astype(np.float32)
-    labels = predict_parts(model, points, "mug")  # 20 < 32 centroids: padded inside
+    labels = predict_parts(model, points, "mug")  # 20 < 32 centroids: fine
     assert labels.shape == (20,) and set(labels.tolist()) <= {36, 37}
 
 
@@ -152,8 +152,14 @@ def test_predict_parts_pointnet_segmenter_and_errors():
     points = np.random.default_rng(0).normal(size=(50, 3))
     labels = predict_parts(model, points, AIRPLANE)
     assert labels.shape == (50,) and set(labels.tolist()) <= {0, 1, 2, 3}
+    with_normals = np.concatenate([points, np.ones((50, 3))], axis=1)
+    assert np.array_equal(predict_parts(model, with_normals, "Airplane"), labels)
     with pytest.raises(ValueError, match="unknown category 'Boat'"):
         predict_parts(model, points, "Boat")
+    with pytest.raises(
+        ValueError, match=r"takes points of shape \(N, 3\).*got \(50, 2\)"
+    ):
+        predict_parts(model, points[:, :2], 0)
 
 
 def test_write_part_labels_formats(tmp_path):

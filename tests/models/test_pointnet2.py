@@ -158,11 +158,26 @@ def test_group_all_is_permutation_invariant_and_fp_shapes():
     assert fp(xyz, torch.zeros(2, 1, 3), feats, a).shape == (2, 8, 20)
 
 
-def test_errors_name_the_problem():
+def test_small_inputs_and_errors():
     model = PointNet2Classifier(4, npoints=(32, 8))
-    with pytest.raises(ValueError, match=r"only 20 points; use at least 32"):
-        model(torch.randn(2, 3, 20))
+    assert model(torch.randn(2, 3, 20)).shape == (2, 4)  # fewer points than centroids
     with pytest.raises(ValueError, match=r"expected points of shape \(B, 3, N\)"):
         model(torch.randn(2, 64, 3))
     with pytest.raises(ValueError, match="in_channels must be at least 3"):
         PointNet2Classifier(4, in_channels=2)
+
+
+def test_custom_example_model_from_the_blocks():
+    import runpy
+    from pathlib import Path
+
+    path = (
+        Path(__file__).resolve().parents[2] / "examples" / "custom_pointnet2_style.py"
+    )
+    module = runpy.run_path(str(path))
+    torch.manual_seed(0)
+    model = module["TinyPointNet2"](10)
+    logits = model(torch.randn(2, 3, 150))
+    assert logits.shape == (2, 10)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
