@@ -382,7 +382,8 @@ def predict_parts(
     if not 0 <= category < len(CATEGORIES):
         raise ValueError(f"category must be in [0, {len(CATEGORIES)}), got {category}")
     pts = np.asarray(points, dtype=np.float32)
-    in_channels = int(getattr(model, "in_channels", pts.shape[-1]))
+    channels: Any = getattr(model, "in_channels", pts.shape[-1])
+    in_channels = int(channels)
     if pts.ndim != 2 or pts.shape[1] < in_channels:
         raise ValueError(
             f"the model takes points of shape (N, {in_channels}) (xyz"
