@@ -73,6 +73,18 @@ def broadcast_object(obj: object, info: DistInfo) -> object:
     return box[0]
 
 
+def broadcast_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BN running statistics).
+
+    DDP broadcasts them at the start of each forward, so after the last step of an
+    epoch each rank holds statistics updated by its own batch; evaluation and the
+    checkpoint need one model.
+    """
+    if info.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
@@ -81,3 +93,23 @@ def barrier(info: DistInfo) -> None:
 def shard(num: int, info: DistInfo) -> slice:
     """This rank's share ``rank::world_size`` of ``num`` samples (every sample once)."""
     return slice(info.rank, num, info.world_size)
+
+
+def weight_digest(model: torch.nn.Module) -> str:
+    """A short SHA-256 of every parameter and buffer (to compare ranks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """Every rank's ``obj``, in rank order (``[obj]`` when not distributed)."""
+    if not info.enabled:
+        return [obj]
+    out: list[object] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out

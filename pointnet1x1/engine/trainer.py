@@ -377,6 +377,7 @@ def _train(
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
             if bar is not None:
                 bar.close()
+            D.broadcast_buffers(model, info)  # one set of BN statistics on every rank
             totals = D.all_reduce_sum(
                 torch.cat([conf.double().flatten().to(device), loss_sum.view(1)]), info
             ).cpu()
@@ -483,6 +484,7 @@ def _finish(
         )  # fmt: skip
         results[which] = {**classification_metrics(conf).to_dict(names), "loss": loss}
     t_test = time.perf_counter() - t0
+    digests = [str(d) for d in D.gather_objects(D.weight_digest(last_model), info)]
     last_epoch = history[-1]["epoch"] if history else 0
     results["last"]["checkpoint"] = f"last (epoch {last_epoch})"
     results["best"]["checkpoint"] = (
@@ -523,6 +525,8 @@ def _finish(
         },
         "device": str(device),
         "world_size": info.world_size,
+        "weight_digests": digests,
+        "weights_identical_across_ranks": len(set(digests)) == 1,
         "config": cfg.to_dict(),
         "versions": _versions(),
     }
