@@ -13,8 +13,9 @@ Every export is followed by :func:`check_parity`: the exported file is loaded
 point counts and batch sizes that differ from the ones used while exporting;
 above ``tolerance`` it raises :class:`ParityError` and removes the file.
 
-:class:`OnnxClassifier` runs an exported ONNX file with onnxruntime alone (no
-model code needed), applying the preprocessing written in its metadata.
+:class:`OnnxClassifier` is the engine's :class:`~pointnet1x1.engine.Classifier`
+(same preprocessing code, read from the file's metadata) with the network run by
+onnxruntime: no checkpoint or model code is needed to deploy.
 """
 
 from __future__ import annotations

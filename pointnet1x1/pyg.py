@@ -8,7 +8,8 @@ an integer label. This module converts one into the other:
 - :func:`to_data` / :func:`from_data`: one sample <-> one ``Data`` (xyz in
   ``pos``, the other channels, e.g. normals, in ``x``, the label in ``y`` of
   shape ``(1,)``, so that a ``Batch`` holds ``y`` of shape ``(B,)``).
-- :func:`from_batch`: a ``Batch`` -> a list of samples.
+- :func:`to_batch` / :func:`from_batch`: samples of any sizes <-> one ``Batch``
+  (``to_batch`` also serves as a ``collate_fn``).
 - :func:`to_pyg_dataset`: a PyG ``Dataset`` view of any of our datasets
   (``dataset[i] -> (points, label)``), for ``torch_geometric.loader.DataLoader``
   and PyG transforms.
@@ -44,6 +45,7 @@ __all__ = [
     "forward_batch",
     "from_batch",
     "from_data",
+    "to_batch",
     "to_data",
     "to_pyg_dataset",
 ]
@@ -108,6 +110,17 @@ def from_batch(batch: Batch) -> list[tuple[np.ndarray, int | None]]:
             f"expected a torch_geometric Batch, got {type(batch).__name__}"
         )
     return [from_data(data) for data in batch.to_data_list()]
+
+
+def to_batch(samples: Sequence[tuple[Any, Any]]) -> Batch:
+    """Samples ``(points (N_i, 3+F), label)`` of any sizes as one PyG ``Batch``.
+
+    Usable as ``collate_fn`` of a plain ``torch.utils.data.DataLoader`` over our
+    datasets: ``DataLoader(ModelNet(...), batch_size=32, collate_fn=to_batch)``.
+    """
+    if len(samples) == 0:
+        raise ValueError("cannot batch an empty list of samples")
+    return Batch.from_data_list([to_data(points, label) for points, label in samples])
 
 
 def forward_batch(model: nn.Module, batch: Data, **kwargs: Any) -> Any:

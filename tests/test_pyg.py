@@ -17,6 +17,7 @@ from pointnet1x1.pyg import (
     forward_batch,
     from_batch,
     from_data,
+    to_batch,
     to_data,
     to_pyg_dataset,
 )
@@ -127,6 +128,11 @@ def test_batch_round_trip():
         np.testing.assert_array_equal(p, q)
     with pytest.raises(ValueError, match="expected a torch_geometric Batch"):
         from_batch(to_data(samples[0][0]))
+    as_collate = to_batch(samples)  # also a collate_fn for plain DataLoaders
+    assert as_collate.num_graphs == 2 and as_collate.y.tolist() == [0, 1]
+    assert as_collate.batch.tolist() == [0] * 4 + [1] * 9
+    with pytest.raises(ValueError, match="empty list"):
+        to_batch([])
 
 
 class _Samples:
