@@ -74,6 +74,18 @@ class ParityResult(NamedTuple):
     checks: list[tuple[int, int, float]]
 
 
+def _require(*modules: str) -> None:
+    """Fail with the install hint when the optional ONNX packages are missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"ONNX export and inference need {', '.join(missing)}: "
+            "pip install 'pointnet1x1[onnx]' (or use --format torchscript)"
+        )
+
+
 class _LogitsOnly(nn.Module):
     """One tensor in, one tensor out: the graph an exporter sees."""
 
@@ -170,6 +182,7 @@ def export_onnx(
     Raises:
         ParityError: If the exported model disagrees (the file is removed).
     """
+    _require("onnx", "onnxscript", "onnxruntime" if check else "onnx")
     import onnx
 
     channels = _in_channels(model, in_channels)
@@ -252,6 +265,7 @@ def _runner(path: Path) -> tuple[str, Any]:
     if head == b"PK\x03\x04":  # TorchScript files are zip archives
         with _quiet_exporter():
             return "torchscript", torch.jit.load(str(path), map_location="cpu").eval()
+    _require("onnxruntime")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -332,9 +346,15 @@ def check_parity(
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The pointnet1x1 metadata embedded in an exported ONNX file."""
+    _require("onnx")
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf raises its own types
+        raise ValueError(f"{path}: not an ONNX file ({type(err).__name__})") from None
     props = {p.key: p.value for p in model.metadata_props}
     if "pointnet1x1" not in props:
         raise ValueError(f"{path}: ONNX file without pointnet1x1 metadata")

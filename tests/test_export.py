@@ -184,6 +184,14 @@ def test_export_argument_errors(tmp_path):
         export_onnx(torch.nn.Linear(3, 4), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="in_channels=6 but the model takes 3"):
         export_torchscript(_model(), tmp_path / "x.pt", metadata=_meta(6))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(
+        ValueError, match="junk.onnx: not a loadable ONNX or TorchScript file"
+    ):
+        OnnxClassifier(junk)
+    with pytest.raises(FileNotFoundError, match="ONNX model not found"):
+        OnnxClassifier(tmp_path / "missing.onnx")
 
 
 def test_export_example(tmp_path):
