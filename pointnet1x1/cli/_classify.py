@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--batch-size", type=int, default=32)
     a("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     a("--precision", choices=["fp32", "bf16"], default="fp32")
+    a("--up-axis", choices=["y", "z"], default="y",
+      help="up axis of the files: y (default, as ModelNet's resampled files) or z "
+      "(Princeton OFF meshes, most scans); z files are turned to y up")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from pointnet1x1.engine.predict import Classifier, find_files
 
     clf = Classifier.from_checkpoint(
-        args.checkpoint, device=args.device, precision=args.precision
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        input_up_axis=args.up_axis,
     )
     files, problems = find_files(args.paths)
     arrays, names = [], []

@@ -116,6 +116,15 @@ def _select_features(
     return points[:, :in_channels]
 
 
+def _z_up_to_y_up(points: np.ndarray) -> np.ndarray:
+    """``(x, y, z) -> (x, z, -y)`` on xyz and normals (as the datasets turn OFF files)."""
+    out = points.copy()
+    for start in (0, 3) if points.shape[1] >= 6 else (0,):
+        out[:, start + 1] = points[:, start + 2]
+        out[:, start + 2] = -points[:, start + 1]
+    return out
+
+
 class Classifier:
     """Classify point clouds with a trained model and its preprocessing.
 
@@ -128,6 +137,9 @@ class Classifier:
         precision: ``"fp32"`` or ``"bf16"`` (faster on CPUs with bf16 support).
         model_name: Registered name, used to pick the fast inference path.
         seed: Seeds the point sampling, so a file always gives the same answer.
+        input_up_axis: The up axis of the clouds you pass: ``"y"`` (the
+            library's convention, the default) or ``"z"`` (e.g. Princeton
+            ModelNet OFF files, most scans); ``"z"`` clouds are turned to y up.
 
     Example:
         >>> clf = Classifier.from_checkpoint("runs/x/checkpoints/best.safetensors")
@@ -144,7 +156,11 @@ class Classifier:
         precision: str = "fp32",
         model_name: str = "pointnet",
         seed: int = 0,
+        input_up_axis: str = "y",
     ) -> None:
+        if input_up_axis not in ("y", "z"):
+            raise ValueError(f"input_up_axis must be 'y' or 'z', got {input_up_axis!r}")
+        self.input_up_axis = input_up_axis
         self.device = resolve_device(device)
         self.class_names = list(class_names)
         self.preprocessing = dict(preprocessing or make_preprocessing(1024))
@@ -160,6 +176,7 @@ class Classifier:
         *,
         device: str | torch.device = "auto",
         precision: str = "fp32",
+        input_up_axis: str = "y",
     ) -> Classifier:
         """Load a checkpoint written by ``train`` (or a run folder: its best model)."""
         from pointnet1x1.engine.checkpoint import load_model_checkpoint
@@ -174,6 +191,7 @@ class Classifier:
             device=dev,
             precision=precision,
             model_name=meta["model"]["name"],
+            input_up_axis=input_up_axis,
         )
         clf.metadata = meta
         return clf
@@ -203,6 +221,8 @@ class Classifier:
                 )
             normals = points[:, 3:6] if points.shape[1] >= 6 else None
         points = _select_features(np.asarray(points, np.float32), normals, prep, name)
+        if self.input_up_axis == "z" and prep.get("up_axis", "y") == "y":
+            points = _z_up_to_y_up(points)
         if not np.isfinite(points).all():
             points = points[np.isfinite(points).all(axis=1)]
         if points.shape[0] == 0:

@@ -102,3 +102,29 @@ def test_find_files(tmp_path):
         str(tmp_path / "empty"),
         str(tmp_path / "nope.ply"),
     ]
+
+
+def test_z_up_input_is_turned_to_y_up(clf):
+    from pointnet1x1.engine.predict import _z_up_to_y_up
+
+    pts = np.array([[1.0, 2.0, 3.0, 0.0, 0.0, 1.0]], np.float32)
+    assert _z_up_to_y_up(pts).tolist() == [[1.0, 3.0, -2.0, 0.0, 1.0, -0.0]]
+    # a rod standing along z, given as z up, looks like the rod along y of the training data
+    rng = np.random.default_rng(0)
+    rod_y = np.concatenate(
+        [
+            rng.uniform(-0.1, 0.1, (64, 1)),
+            rng.uniform(-1, 1, (64, 1)),
+            rng.uniform(-0.1, 0.1, (64, 1)),
+        ],
+        axis=1,
+    )
+    rod_z = rod_y[:, [0, 2, 1]] * np.array([1, -1, 1])
+    z_clf = Classifier(
+        clf.model, clf.class_names, preprocessing=clf.preprocessing, input_up_axis="z"
+    )
+    np.testing.assert_allclose(
+        z_clf.preprocess(rod_z), clf.preprocess(rod_y), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="input_up_axis must be 'y' or 'z', got 'x'"):
+        Classifier(clf.model, clf.class_names, input_up_axis="x")
