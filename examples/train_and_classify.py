@@ -29,17 +29,16 @@ def main(epochs: int | None = None, out: str = "runs/example") -> dict:
           f"({report['test']['checkpoint']})")  # fmt: skip
 
     # 2. Classify with the validation-best checkpoint; its preprocessing comes along.
-    clf = pointnet1x1.Classifier.from_checkpoint(
-        Path(out) / "checkpoints" / "best.safetensors"
-    )
+    checkpoint = Path(out) / "checkpoints" / "best.safetensors"
+    clf = pointnet1x1.Classifier.from_checkpoint(checkpoint)
     print(clf)
 
     # a (B, N, 3) batch ...
     test = ModelNet(default_data_root(), "test", num_points=512, progress=False)
     batch = test.points[:4, :512]
     for pred, label in zip(clf.predict(batch, top_k=2), test.labels[:4], strict=True):
-        print(f"  true {test.class_names[label]:<10s} predicted {pred.label:<10s} "
-              f"p={pred.probability:.2f}  top-2 {pred.top_k}")  # fmt: skip
+        top = ", ".join(f"{name} {p:.2f}" for name, p in pred.top_k)
+        print(f"  true {test.class_names[label]:<10s} predicted {top}")
 
     # ... clouds of different sizes ...
     rng = np.random.default_rng(0)
@@ -47,9 +46,11 @@ def main(epochs: int | None = None, out: str = "runs/example") -> dict:
     sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
     print("  a random sphere:", clf.predict([sphere, test.points[5, :300]])[0].label)
 
-    # ... or files in any supported format (here a mesh of the default dataset)
+    # ... or files in any supported format (here a mesh of the default dataset,
+    # z up like Princeton's OFF files, so tell the classifier)
     mesh = sorted((default_data_root() / "torus" / "test").glob("*.off"))[0]
-    print(f"  {mesh.name}:", clf.predict([mesh])[0].label)
+    z_up = pointnet1x1.Classifier.from_checkpoint(checkpoint, input_up_axis="z")
+    print(f"  {mesh.name}:", z_up.predict([mesh])[0].label)
     return report
 
 
