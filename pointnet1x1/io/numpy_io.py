@@ -13,6 +13,8 @@ Key convention:
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -36,19 +38,28 @@ def cloud_from_array(array: np.ndarray, what: str = "array") -> PointCloud:
     return PointCloud(array[:, :3], fields={"features": array[:, 3:]})
 
 
-def _load(path: PathLike) -> np.ndarray | dict[str, np.ndarray]:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PointCloudFileError(f"not a valid NumPy file ({problem})", path) from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
+def _load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    # a corrupt .npy header can fail in numpy's literal parser (SyntaxError, TokenError)
+    errors = (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        SyntaxError,
+        TokenError,
+    )
+    with path.open("rb") as file:  # closed even when np.load fails half-way
         try:
-            return {key: loaded[key] for key in loaded.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise PointCloudFileError(f"corrupt NPZ archive ({err})", path) from None
+            loaded = np.load(file, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded
+            with loaded:
+                return {key: loaded[key] for key in loaded.files}
+        except errors as err:
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise PointCloudFileError(
+                f"not a valid NumPy file ({problem})", path
+            ) from None
 
 
 def read_numpy(path: PathLike) -> PointCloud:

@@ -46,12 +46,18 @@ def parse_obj(text: str) -> Mesh:
     widths = {len(v.split()) for v in vertex_lines[:1000]}
     width = widths.pop() if len(widths) == 1 else 0
     values = _numbers(" ".join(vertex_lines), "vertex lines")
-    if width < 3 or len(values) != width * len(vertex_lines):
-        vertices = np.array([[float(t) for t in v.split()[:3]] for v in vertex_lines])
-    else:
+    if width >= 3 and len(values) == width * len(vertex_lines):
         vertices = values.reshape(-1, width)[:, :3]
-    if vertices.shape[1:] != (3,):
-        raise PointCloudFileError("a 'v' line has fewer than 3 coordinates")
+    else:  # lines of different widths (some with colours): one at a time
+        rows = [v.split()[:3] for v in vertex_lines]
+        short = next(
+            (v for v, r in zip(vertex_lines, rows, strict=True) if len(r) < 3), None
+        )
+        if short is not None:
+            raise PointCloudFileError(
+                f"'v {short.strip()[:40]}' has fewer than 3 coordinates"
+            )
+        vertices = np.array(rows, dtype=np.float64)
     if not face_lines:
         return Mesh(vertices, np.empty((0, 3), np.int64))
     faces = _faces(face_lines, len(vertices))

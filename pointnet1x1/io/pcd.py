@@ -87,7 +87,12 @@ def _short(what: str, num: int, got: int) -> PointCloudFileError:
 def parse_pcd(raw: bytes) -> PointCloud:
     """Parse the bytes of a PCD file (ascii, binary or binary_compressed)."""
     header, start = _parse_header(raw)
-    names, dtype, num = _layout(header)
+    try:
+        names, dtype, num = _layout(header)
+    except (ValueError, TypeError) as err:  # int("x"), bad dtype
+        if isinstance(err, PointCloudFileError):
+            raise
+        raise PointCloudFileError(f"malformed PCD header: {err}") from None
     mode = (header["DATA"] or ["?"])[0].lower()
     body = raw[start:]
     if mode == "ascii":

@@ -146,11 +146,11 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
             if "unexpected list length" not in str(err):
                 raise
             ply = PlyData.read(str(path))  # not all triangles: the slow path
-    except PlyParseError as err:
+    except (PlyParseError, UnicodeDecodeError, ValueError) as err:
+        if isinstance(err, PointCloudFileError):
+            raise PointCloudFileError(err.problem, path) from None
         problem = "truncated body" if "end-of-file" in str(err) else "malformed PLY"
         raise PointCloudFileError(f"{problem}: {err}", path) from None
-    except PointCloudFileError as err:
-        raise PointCloudFileError(err.problem, path) from None
     if "vertex" not in ply:
         raise PointCloudFileError("PLY file has no 'vertex' element", path)
     vertex = ply["vertex"].data

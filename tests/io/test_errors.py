@@ -207,3 +207,35 @@ def test_missing_optional_package_message(tmp_path, monkeypatch):
     path = tmp_path / "x.e57"
     path.write_bytes(b"ASTM-E57")
     _raises(path, re.escape("needs pye57: pip install 'pointnet1x1[e57]'"))
+
+
+def test_corrupt_headers_found_by_fuzzing(tmp_path, clouds_dir):
+    ply = bytearray(
+        (clouds_dir / "fwilliams_point-cloud-utils__bunny.ply").read_bytes()
+    )
+    ply[20] = 0xE4  # a non-ASCII byte inside the header
+    path = tmp_path / "bad.ply"
+    path.write_bytes(bytes(ply))
+    _raises(path, "malformed PLY")
+    pcd = (clouds_dir / "PointCloudLibrary_pcl__bunny.pcd").read_text()
+    path = tmp_path / "bad.pcd"
+    path.write_text(pcd.replace("SIZE 4 4 4", "SIZE 4 x 4"))
+    _raises(path, "malformed PCD header: invalid literal for int")
+    path = tmp_path / "bad.npz"
+    np.savez(path, points=np.zeros((5, 3)))
+    path.write_bytes(path.read_bytes()[:-30])
+    _raises(path, "not a valid NumPy file")
+
+
+def test_corrupt_laz_chunk_table_is_refused_not_fatal(tmp_path, clouds_dir):
+    # lazrs would try to allocate tens of GB and abort the interpreter
+    raw = bytearray((clouds_dir / "laspy_laspy__simple.laz").read_bytes())
+    start = int.from_bytes(raw[96:100], "little")  # offset to point data
+    path = tmp_path / "bad.laz"
+    raw[start : start + 8] = (len(raw) + 100).to_bytes(8, "little")
+    path.write_bytes(bytes(raw))
+    _raises(path, "corrupt LAZ file: chunk table offset .* outside the file")
+    raw[start : start + 8] = (start + 8).to_bytes(8, "little")
+    raw[start + 12 : start + 16] = (0xFFFFFFF0).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    _raises(path, "corrupt LAZ file: 4294967280 chunks for 1065 points")
