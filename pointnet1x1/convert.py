@@ -28,9 +28,12 @@ How the differences are handled:
 - Their encoder's last layer has **no ReLU** before the max pool; ours has one.
   Since ReLU and max commute, ``max(relu(y + c)) - c == max(y)`` whenever some
   point of the cloud has ``y > -c``: each channel's batch-norm shift gets
-  ``c_j = max(0, -beta_j) + 8 |gamma_j|`` and the head's first bias ``-W c``.
-  The logits are then the same (to float rounding) unless a whole cloud sits
-  eight standard deviations below a channel's mean.
+  ``c_j = max(0, 8 |gamma_j| - beta_j)`` and the head's first bias ``-W c``
+  (batch norm makes ``y_j`` about ``N(beta_j, gamma_j^2)`` over the training
+  points). The logits are then the same, up to float32 rounding a few times
+  that of an unconverted model (the shifted features are larger), unless every
+  point of a cloud lies eight standard deviations below a channel's mean. An
+  exact mapping needs an encoder option without that last ReLU.
 - Their dropout (fxia22 0.3, yanx27 0.4) sits once, between ``fc2`` and ``bn2``;
   ours follows each head layer. Inference is unaffected; fine-tuning differs.
 - Their regulariser is the mean Frobenius norm (not squared) of
@@ -199,9 +202,11 @@ def _load_tnet(state: dict[str, Tensor], tnet: TNet | None, prefix: str) -> None
 def _fold_missing_relu(bn: nn.BatchNorm1d, next_conv: nn.Conv1d) -> None:
     """Make ``relu`` after ``bn`` a no-op at the max (see the module docstring)."""
     assert next_conv.bias is not None
-    shift = (-bn.bias).clamp(min=0) + _SHIFT_STDS * bn.weight.abs()
-    bn.bias.add_(shift)
-    next_conv.bias.sub_(next_conv.weight[:, :, 0] @ shift)
+    gamma, beta = bn.weight.double(), bn.bias.double()  # one rounding at the end
+    shift = (_SHIFT_STDS * gamma.abs() - beta).clamp(min=0)
+    bn.bias.copy_(beta + shift)
+    weight = next_conv.weight[:, :, 0].double()
+    next_conv.bias.copy_(next_conv.bias.double() - weight @ shift)
 
 
 def _check_source(state: Mapping[str, Tensor], source: str) -> tuple[int, int]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pointnet1x1.cli import main
 from pointnet1x1.convert import (
     ConversionError,
+    _fold_missing_relu,
     convert_state_dict,
     load_source_state_dict,
     read_class_names,
@@ -156,6 +157,24 @@ def test_converted_model_matches_reference_forward(source, feature_transform):
     )
     if not feature_transform:
         assert (bn3_out.amax(dim=2) < 0).any()
+
+
+def test_relu_fold_is_exact_where_the_max_is_negative():
+    # relu(bn'(z)) -> max -> conv' == bn(z) -> max -> conv, in float64
+    gen = torch.Generator().manual_seed(0)
+    bn = torch.nn.BatchNorm1d(6).double().eval()
+    conv = torch.nn.Conv1d(6, 4, 1).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, -2.0, 0.5, 1.0, 3.0, 0.1]))
+        bn.bias.copy_(torch.tensor([0.0, -1.0, 2.0, -5.0, 1.0, -0.3]))
+    z = torch.randn(3, 6, 50, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        pooled = bn(z).amax(dim=2)
+        assert (pooled < 0).any()  # some channels never get above zero
+        want = conv(pooled.unsqueeze(2))
+        _fold_missing_relu(bn, conv)
+        got = conv(torch.relu(bn(z)).amax(dim=2).unsqueeze(2))
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
 def test_load_accepts_wrappers_and_data_parallel_prefix(tmp_path):
