@@ -13,7 +13,11 @@ bathtub, bench, person; 993 shapes of 2,048 stored points), xyz.
   ``--naive-workers`` says), a transpose, their model and plain Adam.
 - ``fast loop fp32``: all clouds resident as one tensor; sampling, normalisation,
   rotation about the up axis and clipped jitter done for the whole batch at once
-  in torch; our ``PointNetClassifier``; ``Adam(fused=True)``; gradients set to None.
+  in torch; our ``PointNetClassifier`` through ``pointnet1x1.models.fast.
+  forward_train`` (batch norm + ReLU + max pool of the 1024-wide layers fused:
+  same logits, gradients and running statistics); ``Adam(fused=True)``;
+  gradients set to None. ``fast loop fp32, model(x) forward`` is the same loop
+  with the model's own forward, to show what each part gives.
 - ``fast loop bf16 autocast``: the same under ``torch.autocast("cpu", bfloat16)``
   (only where the CPU has native bf16).
 
@@ -51,7 +55,7 @@ from naive_pointnet import (
 from torch import Tensor
 
 from pointnet1x1.models import PointNetClassifier
-from pointnet1x1.models.fast import has_native_bf16
+from pointnet1x1.models.fast import forward_train, has_native_bf16
 
 # --- the naive loop ----------------------------------------------------------------
 
@@ -142,10 +146,12 @@ class FastLoop:
         args: argparse.Namespace,
         bf16: bool = False,
         seed: int = 0,
+        fused: bool = True,
     ) -> None:
         self.clouds = torch.from_numpy(points)  # (S, P, C), resident
         self.labels = torch.from_numpy(labels)
         self.batch, self.num_points, self.bf16 = args.batch, args.points, bf16
+        self.fused = fused
         self.gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self.model = PointNetClassifier(len(COMPLETE_CLASSES), points.shape[2]).train()
@@ -169,7 +175,10 @@ class FastLoop:
             else contextlib.nullcontext()
         )
         with ctx:
-            logits, aux = self.model(x, return_aux=True)
+            if self.fused:  # fused BN + ReLU + max pool, same numbers
+                logits, aux = forward_train(self.model, x)
+            else:
+                logits, aux = self.model(x, return_aux=True)
             loss = F.cross_entropy(logits.float(), y) + aux.float()
         loss.backward()
         self.opt.step()
@@ -239,6 +248,9 @@ def main() -> int:
     loops = {
         "naive loop fp32": NaiveLoop(train_pts, train_lab, args),
         "fast loop fp32": FastLoop(train_pts, train_lab, args),
+        "fast loop fp32, model(x) forward": FastLoop(
+            train_pts, train_lab, args, fused=False
+        ),
     }
     if native:
         loops["fast loop bf16 autocast"] = FastLoop(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from pointnet1x1.models import PointNetClassifier, PointNetSegmenter, _fast_ops, fast
 from pointnet1x1.models.fast import (
     FastPointNetClassifier,
+    forward_train,
     has_native_bf16,
     optimize_for_inference,
 )
@@ -250,3 +253,86 @@ def _trained_like_mlp(mlp: SharedMLP) -> SharedMLP:
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.weight.copy_(torch.randn(m.num_features, generator=gen))
     return mlp.eval()
+
+
+# --- forward_train: fused batch norm + ReLU + max pool for training ---------------
+
+
+def _cancelled_biases(model: nn.Module) -> set[str]:
+    """Conv biases directly followed by a batch norm: their exact gradient is zero."""
+    names = set()
+    for prefix, module in model.named_modules():
+        layers = list(getattr(module, "layers", []))
+        for i, layer in enumerate(layers[:-1]):
+            if isinstance(layer, nn.Conv1d) and isinstance(
+                layers[i + 1], nn.BatchNorm1d
+            ):
+                names.add(f"{prefix}.layers.{i}.bias")
+    return names
+
+
+TRAIN_CONFIGS = {
+    "paper": {},
+    "normals": {"in_channels": 6},
+    "vanilla": {"input_transform": False, "feature_transform": False},
+    "no_bias": {"bias": False, "mlp2": (32, 64)},
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["paper", "normals", "vanilla", "no_bias", "negative_gamma"]
+)
+def test_forward_train_equals_model(name: str) -> None:
+    torch.manual_seed(0)
+    kwargs = TRAIN_CONFIGS.get(name, {})
+    plain = PointNetClassifier(5, dropout=0.0, **kwargs).train()
+    if name == "negative_gamma":  # a decreasing batch norm: the max is at the min
+        with torch.no_grad():
+            plain.encoder.mlp2.layers[-2].weight[::2].mul_(-1.0)
+            plain.encoder.input_tnet.mlp.layers[-2].momentum = None
+    fused = copy.deepcopy(plain)
+    x = _cloud(4, plain.in_channels, 48)
+    y = torch.tensor([0, 1, 2, 3])
+    logits, aux = plain(x, return_aux=True)
+    got, got_aux = forward_train(fused, x)
+    torch.testing.assert_close(got, logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got_aux, aux, atol=1e-6, rtol=1e-5)
+    (F.cross_entropy(logits, y) + aux).backward()
+    (F.cross_entropy(got, y) + got_aux).backward()
+    skip = _cancelled_biases(plain)
+    for (pname, p), q in zip(plain.named_parameters(), fused.parameters(), strict=True):
+        if pname in skip:  # both are rounding noise around 0
+            assert q.grad is not None and q.grad.abs().max() < 1e-4
+            continue
+        scale = max(p.grad.abs().max().item(), 1e-6)
+        assert (q.grad - p.grad).abs().max().item() <= 1e-3 * scale + 1e-6, pname
+    for (bname, a), b in zip(plain.named_buffers(), fused.buffers(), strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=bname)
+
+
+def test_forward_train_eval_mode_and_mask_run_the_model() -> None:
+    model = _trained_like(PointNetClassifier(3, mlp1=(8,), mlp2=(16,), head=(8,)))
+    x = _cloud(2, 3, 20)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    for out, want in ((forward_train(model, x), model(x, return_aux=True)),):
+        torch.testing.assert_close(out[0], want[0])
+    model.train()
+    torch.manual_seed(0)
+    got = forward_train(model, x, mask)
+    torch.manual_seed(0)
+    torch.testing.assert_close(got[0], model(x, mask, return_aux=True)[0])
+    with pytest.raises(ValueError, match="PointNetSegmenter"):
+        forward_train(PointNetSegmenter(4, 2), x)  # type: ignore[arg-type]
+
+
+def test_forward_train_bf16_autocast_runs_and_trains() -> None:
+    torch.manual_seed(0)
+    model = PointNetClassifier(3, dropout=0.0).train()
+    x = _cloud(4, 3, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, aux = forward_train(model, x)
+        want, _ = copy.deepcopy(model)(x, return_aux=True)
+    assert logits.dtype in (torch.float32, torch.bfloat16)
+    assert (logits.float() - want.float()).abs().max() < 0.1
+    (logits.float().sum() + aux.float()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
