@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pointnet1x1.nn import fold_batchnorm
+
 # Channel blocks a per-cloud transform multiplies, e.g. xyz and normals.
 Blocks = Sequence[tuple[int, int]]
 
@@ -153,28 +155,40 @@ def dense_layers(
 ) -> list[DenseLayer]:
     """Fold a :class:`~pointnet1x1.nn.SharedMLP` into dense layers, each followed by ReLU.
 
+    Each ``Conv1d`` (1x1) and the ``BatchNorm1d`` after it become one ``W, b``
+    (:func:`~pointnet1x1.nn.fold_batchnorm`, running statistics); dropout is
+    dropped (eval mode).
+
     Raises:
         ValueError: If the MLP is not a stack of (conv, batch norm, ReLU,
             dropout) blocks, the only kind the fast path reproduces exactly.
     """
-    try:
-        linear = module.to_linear()  # type: ignore[operator]
-    except (AttributeError, TypeError) as err:
-        raise ValueError(
-            f"{what}: expected a SharedMLP, got {type(module).__name__}"
-        ) from err
+    seq = getattr(module, "layers", None)
+    if not isinstance(seq, nn.Sequential):
+        raise ValueError(f"{what}: expected a SharedMLP, got {type(module).__name__}")
+    mods = [m for m in seq if not isinstance(m, nn.Dropout)]
+    kinds = [type(m).__name__ for m in seq]
     layers: list[DenseLayer] = []
-    modules = [m for m in linear if not isinstance(m, nn.Dropout)]
-    for i in range(0, len(modules), 2):
-        lin = modules[i]
-        act = modules[i + 1] if i + 1 < len(modules) else None
-        if not isinstance(lin, nn.Linear) or type(act) is not nn.ReLU:
+    i = 0
+    while i < len(mods):
+        conv = mods[i]
+        norm = mods[i + 1] if i + 1 < len(mods) else None
+        has_norm = isinstance(norm, nn.BatchNorm1d)
+        act = mods[i + 2] if has_norm and i + 2 < len(mods) else norm
+        if not (isinstance(conv, nn.Conv1d) and conv.kernel_size == (1,)) or (
+            type(act) is not nn.ReLU
+        ):
             raise ValueError(
-                f"{what}: the fast path needs Conv1d + BatchNorm1d + ReLU blocks, "
-                f"got {[type(m).__name__ for m in linear]}"
+                f"{what}: the fast path needs Conv1d(k=1) + BatchNorm1d + ReLU "
+                f"blocks, got {kinds}"
             )
-        bias = (
-            lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features)
-        )
-        layers.append(DenseLayer(lin.weight, bias, dtype, pack))
+        with torch.no_grad():
+            weight = conv.weight.reshape(conv.out_channels, conv.in_channels)
+            bias = conv.bias
+            if has_norm:
+                weight, bias = fold_batchnorm(weight, bias, norm)  # type: ignore[arg-type]
+            if bias is None:
+                bias = weight.new_zeros(conv.out_channels)
+            layers.append(DenseLayer(weight, bias, dtype, pack))
+        i += 3 if has_norm else 2
     return layers
