@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 else type(err).__name__
             )
             problems.append((str(path), message))
-    for path, message in problems:
-        shown = message if message.startswith(path) else f"{path}: {message}"
+    for where, message in problems:
+        shown = message if message.startswith(where) else f"{where}: {message}"
         print(f"pointnet1x1 classify: error: {shown}", file=sys.stderr)
     probs = clf.predict_proba_preprocessed(arrays, batch_size=args.batch_size)
     preds = clf.to_predictions(probs, names, args.top_k)

@@ -247,7 +247,9 @@ def _open_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _read_safetensors(path: Path, device: str) -> tuple[dict[str, Any], dict | None]:
+def _read_safetensors(
+    path: Path, device: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import SafetensorError, safe_open
 
     try:

@@ -27,14 +27,14 @@ class Prediction(NamedTuple):
     Attributes:
         label: The most probable class name.
         probability: Its probability.
-        index: Its class index.
+        class_index: Its class index.
         top_k: ``(label, probability)`` pairs, most probable first.
         path: The file the cloud came from, or ``None``.
     """
 
     label: str
     probability: float
-    index: int
+    class_index: int
     top_k: list[tuple[str, float]]
     path: str | None = None
 
@@ -43,7 +43,7 @@ class Prediction(NamedTuple):
         out.update(
             label=self.label,
             probability=self.probability,
-            index=self.index,
+            class_index=self.class_index,
             top_k=[{"label": n, "probability": p} for n, p in self.top_k],
         )
         return out
@@ -82,7 +82,7 @@ def inference_model(model: nn.Module, model_name: str, precision: str = "fp32") 
         except ImportError:
             pass
         else:
-            return optimize_for_inference(model, precision=precision)
+            return optimize_for_inference(model, precision=precision)  # type: ignore[arg-type]
     if precision == "bf16":
         return _Autocast(model)
     return model
@@ -161,6 +161,7 @@ class Classifier:
         if input_up_axis not in ("y", "z"):
             raise ValueError(f"input_up_axis must be 'y' or 'z', got {input_up_axis!r}")
         self.input_up_axis = input_up_axis
+        self.metadata: dict[str, Any] = {}  # the checkpoint's, with from_checkpoint
         self.device = resolve_device(device)
         self.class_names = list(class_names)
         self.preprocessing = dict(preprocessing or make_preprocessing(1024))

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from pointnet1x1.engine import distributed as D
 from pointnet1x1.engine._atomic import atomic_write_json, atomic_write_text
+from pointnet1x1.engine._data import ClassificationData
 from pointnet1x1.engine.checkpoint import (
     build_metadata,
     load_training_state,
@@ -51,20 +52,18 @@ from pointnet1x1.engine.predict import resolve_device
 
 # Fields that may change when a run is resumed; everything else comes from the run.
 _RESUME_OVERRIDES = ("epochs", "device", "progress", "votes")
+ConfigLike = TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
-def _as_config(
-    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None,
-    overrides: dict[str, Any],
-) -> TrainConfig:
+def _as_config(config: ConfigLike, overrides: dict[str, Any]) -> TrainConfig:
     if config is None or isinstance(config, (str, os.PathLike)):
         return build_config(config, **overrides)
-    if isinstance(config, Mapping):
-        return TrainConfig.from_dict({**config, **overrides})
     if isinstance(config, TrainConfig):
         return dataclasses.replace(config, **overrides)
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict({**config, **overrides})
     raise TypeError(
-        f"config must be a TrainConfig, a mapping or a file path, got {type(config).__name__}"
+        f"config must be a TrainConfig, a mapping or a file, got {type(config).__name__}"
     )
 
 
@@ -83,32 +82,11 @@ def _state_path(resume: str | bool, out: str | None) -> Path:
     return path
 
 
-def _default_out(cfg: TrainConfig) -> str:
-    name = Path(cfg.data).name if cfg.data else "default"
-    return str(Path("runs") / f"{cfg.model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def _model_kwargs(
-    cfg: TrainConfig, num_classes: int, in_channels: int
-) -> dict[str, Any]:
-    from pointnet1x1.models.registry import _MODELS, create_model  # noqa: F401
-
-    if cfg.model not in _MODELS:
-        create_model(cfg.model)  # raises the "unknown model ..." ValueError
-    params = inspect.signature(_MODELS[cfg.model]).parameters
-    accepts = (
-        any(p.kind is p.VAR_KEYWORD for p in params.values()) or "dropout" in params
-    )
-    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_channels": in_channels}
-    if accepts:
-        kwargs["dropout"] = cfg.dropout
-    kwargs.update(cfg.model_kwargs or {})
-    return kwargs
-
-
 def _schedule(cfg: TrainConfig, seen: int) -> tuple[float, float]:
     """(lr, BN momentum) after ``seen`` training samples (staircase, as the authors)."""
-    assert cfg.lr is not None and cfg.decay_step is not None
+    assert cfg.lr is not None and cfg.decay_step is not None, (
+        "call cfg.resolved() first"
+    )
     k = seen // cfg.decay_step
     lr = max(cfg.lr * cfg.lr_decay**k, cfg.min_lr)
     momentum = max(cfg.bn_momentum * cfg.bn_momentum_decay**k, cfg.min_bn_momentum)
@@ -149,14 +127,7 @@ class _Progress:
             print(line, flush=True)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
-
-
-def train(
-    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    **overrides: Any,
-) -> dict[str, Any]:
+def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
     """Train a classifier and return the report (also written to ``report.json``).
 
     Args:
@@ -206,230 +177,245 @@ def train(
         torch.cuda.set_device(device)
     D.setup(info, device)
     try:
-        return _train(cfg, state, info, device)
+        return _Run(cfg, info, device).fit(state)
     finally:
         D.teardown(info)
 
 
-def _train(
-    cfg: TrainConfig,
-    state: dict[str, Any] | None,
-    info: D.DistInfo,
-    device: torch.device,
-) -> dict[str, Any]:
-    from pointnet1x1.engine._data import load_classification_data
-    from pointnet1x1.models import create_model
+class _Run:
+    """One training run: data, model, optimiser, run folder; :meth:`fit` does the rest."""
 
-    assert (
-        cfg.epochs is not None
-        and cfg.batch_size is not None
-        and cfg.num_points is not None
-    )
-    t_start = time.perf_counter()
-    progress = _Progress(cfg.progress, info.is_main)
-    out = Path(str(D.broadcast_object(cfg.out or _default_out(cfg), info)))
-    cfg = dataclasses.replace(cfg, out=str(out))
-    data_cfg = {
-        "root": cfg.data, "classes": cfg.classes, "num_points": cfg.num_points,
-        "normals": cfg.normals, "modelnet10": cfg.modelnet10, "seed": cfg.seed,
-        "cache_dir": cfg.cache_dir,
-    }  # fmt: skip
-    data = load_classification_data(
-        data_cfg,
-        val_fraction=cfg.val_fraction,
-        progress=info.is_main and progress.mode != "none",
-    )
-    class_names, k = data.class_names, len(data.class_names)
-    data_cfg["classes"] = class_names
-    data_cfg["root"] = data.root
-    t_data = time.perf_counter() - t_start
+    def __init__(
+        self, cfg: TrainConfig, info: D.DistInfo, device: torch.device
+    ) -> None:
+        from pointnet1x1.engine._data import load_classification_data
+        from pointnet1x1.models import create_model
 
-    model_kwargs = _model_kwargs(cfg, k, data.in_channels)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **model_kwargs).to(device)
-    if cfg.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(
-            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        assert cfg.model and cfg.epochs and cfg.batch_size and cfg.num_points and cfg.lr
+        self.timings = {"start": time.perf_counter()}
+        self.info, self.device = info, device
+        self.progress = _Progress(cfg.progress, info.is_main)
+        self.out = Path(str(D.broadcast_object(cfg.out or _default_out(cfg), info)))
+        self.cfg = cfg = dataclasses.replace(cfg, out=str(self.out))
+        assert cfg.model is not None and cfg.num_points is not None and cfg.lr is not None
+        model_name, num_points, lr = cfg.model, cfg.num_points, cfg.lr
+        self.data_cfg: dict[str, Any] = {
+            "root": cfg.data, "classes": cfg.classes, "num_points": cfg.num_points,
+            "normals": cfg.normals, "modelnet10": cfg.modelnet10, "seed": cfg.seed,
+            "cache_dir": cfg.cache_dir,
+        }  # fmt: skip
+        show = info.is_main and self.progress.mode != "none"
+        self.data: ClassificationData = load_classification_data(
+            self.data_cfg, val_fraction=cfg.val_fraction, progress=show
         )
-    else:
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
-        )
-    start_epoch, history, best = 0, [], {"val_oa": -1.0, "val_macc": -1.0, "epoch": 0}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, history, best = (
-            int(state["epoch"]),
-            list(state["history"]),
-            dict(state["best"]),
-        )
-    net: nn.Module = model
-    if info.enabled:
-        if cfg.sync_bn:
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
+        self.data_cfg.update(classes=self.data.class_names, root=self.data.root)
+        self.timings["data_s"] = time.perf_counter() - self.timings["start"]
 
-    preprocessing = make_preprocessing(
-        cfg.num_points, use_normals=cfg.normals, up_axis=data.up_axis
-    )
-    extra = {"task": "cls", "data": data_cfg, "config": cfg.to_dict()}
-    ckpt_dir = out / "checkpoints"
-    meta_args = dict(
-        model_name=cfg.model,
-        model_kwargs=model_kwargs,
-        class_names=class_names,
-        preprocessing=preprocessing,
-    )
+        self.model_kwargs = _model_kwargs(
+            cfg, len(self.data.class_names), self.data.in_channels
+        )
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(model_name, **self.model_kwargs).to(device)
+        params = self.model.parameters()
+        if cfg.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=lr, weight_decay=cfg.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay
+            )
+        self.net: nn.Module = self.model
+        self.start_epoch, self.history = 0, []  # type: ignore[var-annotated]
+        self.best: dict[str, Any] = {"val_oa": -1.0, "val_macc": -1.0, "epoch": 0}
+        self.meta_args: dict[str, Any] = {
+            "model_name": model_name, "model_kwargs": self.model_kwargs,
+            "class_names": self.data.class_names,
+            "preprocessing": make_preprocessing(num_points, use_normals=cfg.normals, up_axis=self.data.up_axis),
+        }  # fmt: skip
+        self.extra = {"task": "cls", "data": self.data_cfg, "config": cfg.to_dict()}
 
-    def save(epoch: int, record: dict[str, Any], improved: bool) -> None:
-        if not info.is_main:
+    # -- state -----------------------------------------------------------------
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch = int(state["epoch"])
+        self.history, self.best = list(state["history"]), dict(state["best"])
+
+    def _save(self, epoch: int, improved: bool) -> None:
+        """Checkpoints, training state and metrics after an epoch (rank 0, atomic)."""
+        if not self.info.is_main:
             return
+        record, ckpt = self.history[-1], self.out / "checkpoints"
         metrics = {
             "epoch": epoch,
             "val_oa": record["val_oa"],
             "val_macc": record["val_macc"],
         }
-        save_model_checkpoint(
-            ckpt_dir / "last.safetensors",
-            model,
-            **meta_args,
-            metrics=metrics,
-            extra=extra,
+        kw = {**self.meta_args, "metrics": metrics, "extra": self.extra}
+        save_model_checkpoint(ckpt / "last.safetensors", self.model, **kw)
+        if improved:
+            save_model_checkpoint(ckpt / "best.safetensors", self.model, **kw)
+        save_training_state(ckpt / "state.pt", {
+            "metadata": build_metadata(**kw), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "epoch": epoch,
+            "history": self.history, "best": self.best,
+            "config": json.dumps(self.cfg.to_dict()), "rng_cpu": torch.get_rng_state(),
+        })  # fmt: skip
+        text = "".join(json.dumps(h) + "\n" for h in self.history)
+        atomic_write_text(self.out / "metrics.jsonl", text)
+
+    # -- the loop --------------------------------------------------------------
+    def fit(self, state: dict[str, Any] | None) -> dict[str, Any]:
+        from torch.utils.data.distributed import DistributedSampler
+
+        from pointnet1x1.engine._report import finish_run
+
+        cfg, info, data = self.cfg, self.info, self.data
+        if state is not None:
+            self._restore(state)
+        if info.enabled:
+            if cfg.sync_bn:
+                self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.out / "config.json", cfg.to_dict())
+            self._log_start()
+        sampler: DistributedSampler[int] = DistributedSampler(
+            range(len(data.train)),  # type: ignore[arg-type]
+            num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed,
+            drop_last=info.enabled,
+        )  # fmt: skip
+        self.timings["train_s"] = 0.0
+        try:
+            for epoch in range(self.start_epoch + 1, int(cfg.epochs or 0) + 1):
+                self._epoch(epoch, sampler)
+        except KeyboardInterrupt:
+            if info.is_main:
+                print(
+                    f"interrupted; the last finished epoch is saved: continue with "
+                    f"`pointnet1x1 train --out {self.out} --resume`",
+                    file=sys.stderr,
+                )
+            raise
+        D.barrier(info)
+        return finish_run(
+            cfg,
+            data,
+            self.model,
+            self.history,
+            self.best,
+            self.out,
+            self.device,
+            info,
+            self.timings,
+            self.progress.log,
+        )
+
+    def _log_start(self) -> None:
+        cfg, data, info = self.cfg, self.data, self.info
+        where = "embedded default dataset" if data.root is None else data.root
+        size = sum(p.numel() for p in self.model.parameters())
+        self.progress.log(
+            f"training {cfg.model} ({size:,} parameters) on {where}: "
+            f"{len(data.class_names)} classes, {len(data.train)} train / {len(data.val)} val / "
+            f"{len(data.test or [])} test shapes, {cfg.num_points} points, {cfg.epochs} epochs, "
+            f"device {self.device}"
+            + (f", {info.world_size} processes" if info.enabled else "")
+            + (f", resuming after epoch {self.start_epoch}" if self.start_epoch else "")
+        )
+
+    def _epoch(self, epoch: int, sampler: Any) -> None:
+        cfg, info, data, device = self.cfg, self.info, self.data, self.device
+        k = len(data.class_names)
+        t0 = time.perf_counter()
+        pool, labels = data.train.points.to(device), data.train.labels.to(device)
+        bs = min(int(cfg.batch_size or 0), len(sampler))
+        steps = len(sampler) // bs  # the authors drop the last incomplete batch
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), dtype=torch.long, device=device)
+        gen = torch.Generator(device=device).manual_seed(
+            _seed(cfg, epoch, info.rank, 1)
+        )
+        torch.manual_seed(_seed(cfg, epoch, info.rank, 2))  # dropout
+        self.net.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        conf = torch.zeros(k, k, dtype=torch.int64)
+        bar = self.progress.bar(steps, f"epoch {epoch}/{cfg.epochs}")
+        lr = momentum = 0.0
+        for step in range(steps):
+            seen = ((epoch - 1) * steps + step) * bs * info.world_size
+            lr, momentum = _schedule(cfg, seen)
+            _set_schedule(self.optimizer, self.net, lr, momentum)
+            idx = order[step * bs : (step + 1) * bs]
+            x, y = _train_batch(cfg, pool, idx, gen, data.up_axis), labels[idx]
+            logits, aux = self.net(x, return_aux=True)
+            loss = F.cross_entropy(logits, y) + aux
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach().double() * len(idx)
+            conf += confusion_matrix(y.cpu(), logits.detach().argmax(1).cpu(), k)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
+        if bar is not None:
+            bar.close()
+        D.broadcast_buffers(self.model, info)  # one set of BN statistics on every rank
+        totals = torch.cat([conf.double().flatten().to(device), loss_sum.view(1)])
+        totals = D.all_reduce_sum(totals, info).cpu()
+        train_m = classification_metrics(totals[:-1].round().long().view(k, k))
+        val_conf, val_loss = evaluate_split(
+            self.model, data.val.points, data.val.labels, k,
+            batch_size=max(bs, 64), device=device, up_axis=data.up_axis, info=info,
+        )  # fmt: skip
+        val_m = classification_metrics(val_conf)
+        dt = time.perf_counter() - t0
+        self.timings["train_s"] += dt
+        record = {
+            "epoch": epoch, "train_loss": float(totals[-1]) / max(int(totals[:-1].sum()), 1),
+            "train_oa": train_m.oa, "val_loss": val_loss, "val_oa": val_m.oa,
+            "val_macc": val_m.macc, "lr": lr, "bn_momentum": momentum, "time_s": dt,
+        }  # fmt: skip
+        self.history.append(record)
+        # ties go to the later epoch (small validation sets tie often)
+        improved = (val_m.oa, val_m.macc) >= (
+            self.best["val_oa"],
+            self.best["val_macc"],
         )
         if improved:
-            save_model_checkpoint(
-                ckpt_dir / "best.safetensors",
-                model,
-                **meta_args,
-                metrics=metrics,
-                extra=extra,
-            )
-        save_training_state(ckpt_dir / "state.pt", {
-            "metadata": build_metadata(**meta_args, metrics=metrics, extra=extra),
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch, "history": history, "best": best,
-            "config": json.dumps(cfg.to_dict()),
-            "rng_cpu": torch.get_rng_state(),
-        })  # fmt: skip
-        atomic_write_text(
-            out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history)
+            self.best = {"val_oa": val_m.oa, "val_macc": val_m.macc, "epoch": epoch}
+        self._save(epoch, improved)
+        self.progress.log(
+            f"epoch {epoch:>3d}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
+            f"train OA {100 * train_m.oa:5.1f}%  val OA {100 * val_m.oa:5.1f}%  "
+            f"val mAcc {100 * val_m.macc:5.1f}%  lr {lr:.2e}  {dt:.1f}s"
+            + ("  *best" if improved else "")
         )
 
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
-        where = "embedded default dataset" if data.root is None else data.root
-        progress.log(
-            f"training {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {where}: "
-            f"{k} classes, {len(data.train)} train / {len(data.val)} val / {len(data.test or [])} test shapes, "
-            f"{cfg.num_points} points, {cfg.epochs} epochs, device {device}"
-            + (f", {info.world_size} processes" if info.enabled else "")
-            + (f", resuming after epoch {start_epoch}" if start_epoch else "")
-        )
 
-    train_pool = data.train.points.to(device)
-    train_labels = data.train.labels.to(device)
-    from torch.utils.data.distributed import DistributedSampler
+def _default_out(cfg: TrainConfig) -> str:
+    name = Path(cfg.data).name if cfg.data else "default"
+    return str(Path("runs") / f"{cfg.model}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    sampler = DistributedSampler(
-        range(len(data.train)), num_replicas=info.world_size, rank=info.rank,
-        shuffle=True, seed=cfg.seed, drop_last=info.enabled,
-    )  # fmt: skip
-    per_rank = len(sampler)
-    bs = min(cfg.batch_size, per_rank)
-    steps = per_rank // bs  # the authors drop the last incomplete batch
-    t_train = 0.0
-    try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler), dtype=torch.long, device=device)
-            gen = torch.Generator(device=device).manual_seed(
-                _seed(cfg, epoch, info.rank, 1)
-            )
-            torch.manual_seed(_seed(cfg, epoch, info.rank, 2))  # dropout
-            net.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            conf = torch.zeros(k, k, dtype=torch.int64)
-            bar = progress.bar(steps, f"epoch {epoch}/{cfg.epochs}")
-            for step in range(steps):
-                seen = ((epoch - 1) * steps + step) * bs * info.world_size
-                lr, momentum = _schedule(cfg, seen)
-                _set_schedule(optimizer, net, lr, momentum)
-                idx = order[step * bs : (step + 1) * bs]
-                x, y = (
-                    _train_batch(cfg, train_pool, idx, gen, data.up_axis),
-                    train_labels[idx],
-                )
-                logits, aux = net(x, return_aux=True)
-                loss = F.cross_entropy(logits, y) + aux
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().double() * len(idx)
-                conf += confusion_matrix(y.cpu(), logits.detach().argmax(1).cpu(), k)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
-            if bar is not None:
-                bar.close()
-            D.broadcast_buffers(model, info)  # one set of BN statistics on every rank
-            totals = D.all_reduce_sum(
-                torch.cat([conf.double().flatten().to(device), loss_sum.view(1)]), info
-            ).cpu()
-            conf = totals[:-1].round().long().view(k, k)
-            train_m = classification_metrics(conf)
-            val_conf, val_loss = evaluate_split(
-                _unwrap(net), data.val.points, data.val.labels, k,
-                batch_size=max(bs, 64), device=device, up_axis=data.up_axis, info=info,
-            )  # fmt: skip
-            val_m = classification_metrics(val_conf)
-            dt = time.perf_counter() - t0
-            t_train += dt
-            record = {
-                "epoch": epoch, "train_loss": float(totals[-1]) / max(int(conf.sum()), 1),
-                "train_oa": train_m.oa, "val_loss": val_loss, "val_oa": val_m.oa,
-                "val_macc": val_m.macc, "lr": lr, "bn_momentum": momentum, "time_s": dt,
-            }  # fmt: skip
-            history.append(record)
-            # ties go to the later epoch (small validation sets tie often)
-            improved = (val_m.oa, val_m.macc) >= (best["val_oa"], best["val_macc"])
-            if improved:
-                best = {"val_oa": val_m.oa, "val_macc": val_m.macc, "epoch": epoch}
-            save(epoch, record, improved)
-            progress.log(
-                f"epoch {epoch:>3d}/{cfg.epochs}  loss {record['train_loss']:.4f}  "
-                f"train OA {100 * train_m.oa:5.1f}%  val OA {100 * val_m.oa:5.1f}%  "
-                f"val mAcc {100 * val_m.macc:5.1f}%  lr {lr:.2e}  {dt:.1f}s"
-                + ("  *best" if improved else "")
-            )
-    except KeyboardInterrupt:
-        if info.is_main:
-            print(
-                f"interrupted; the last finished epoch is saved: continue with "
-                f"`pointnet1x1 train --out {out} --resume`",
-                file=sys.stderr,
-            )
-        raise
-    D.barrier(info)
-    return _finish(
-        cfg,
-        data,
-        model,
-        history,
-        best,
-        out,
-        device,
-        info,
-        progress,
-        t_start,
-        t_data,
-        t_train,
+
+def _model_kwargs(
+    cfg: TrainConfig, num_classes: int, in_channels: int
+) -> dict[str, Any]:
+    from pointnet1x1.models.registry import _MODELS
+
+    assert cfg.model is not None
+    params = inspect.signature(_MODELS[cfg.model]).parameters
+    accepts = (
+        any(p.kind is p.VAR_KEYWORD for p in params.values()) or "dropout" in params
     )
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_channels": in_channels}
+    if accepts:
+        kwargs["dropout"] = cfg.dropout
+    kwargs.update(cfg.model_kwargs or {})
+    return kwargs
 
 
 def _train_batch(
@@ -438,111 +424,16 @@ def _train_batch(
     """Sample ``num_points`` of each shape's stored points, augment, go channels-first."""
     from pointnet1x1.data import augment_batch
 
+    assert cfg.num_points is not None
     clouds = pool[idx]  # (B, P, C)
     b, p, c = clouds.shape
     if p > cfg.num_points:
-        keep = torch.rand(b, p, generator=gen, device=pool.device).argsort(dim=1)[
-            :, : cfg.num_points
-        ]
+        keep = torch.rand(b, p, generator=gen, device=pool.device).argsort(dim=1)
+        keep = keep[:, : cfg.num_points]
         clouds = clouds.gather(1, keep.unsqueeze(2).expand(-1, -1, c))  # (B, N, C)
+    scale = (float(cfg.scale[0]), float(cfg.scale[1])) if cfg.scale else None
     clouds = augment_batch(
-        clouds, scale=tuple(cfg.scale) if cfg.scale else None, shift=cfg.shift,
-        jitter=cfg.jitter, jitter_clip=cfg.jitter_clip, rotate=cfg.rotate,
-        dropout=None, up_axis=up_axis, generator=gen,
+        clouds, scale=scale, shift=cfg.shift, jitter=cfg.jitter, jitter_clip=cfg.jitter_clip,
+        rotate=cfg.rotate, dropout=None, up_axis=up_axis, generator=gen,
     )  # fmt: skip
     return clouds.transpose(1, 2).contiguous()  # (B, C, N)
-
-
-def _finish(
-    cfg,
-    data,
-    model,
-    history,
-    best,
-    out,
-    device,
-    info,
-    progress,
-    t_start,
-    t_data,
-    t_train,
-) -> dict[str, Any]:  # noqa: ANN001
-    from pointnet1x1.engine.checkpoint import load_model_checkpoint
-    from pointnet1x1.engine.plots import plot_confusion, plot_curves
-
-    k, names = len(data.class_names), data.class_names
-    t0 = time.perf_counter()
-    results = {}
-    last_model = _unwrap(model)
-    best_model = load_model_checkpoint(
-        out / "checkpoints" / "best.safetensors", map_location=device
-    ).model
-    for which, net in (("last", last_model), ("best", best_model)):
-        conf, loss = evaluate_split(
-            net, data.test.points, data.test.labels, k, batch_size=64,
-            device=device, votes=cfg.votes, up_axis=data.up_axis, info=info,
-        )  # fmt: skip
-        results[which] = {**classification_metrics(conf).to_dict(names), "loss": loss}
-    t_test = time.perf_counter() - t0
-    digests = [str(d) for d in D.gather_objects(D.weight_digest(last_model), info)]
-    last_epoch = history[-1]["epoch"] if history else 0
-    results["last"]["checkpoint"] = f"last (epoch {last_epoch})"
-    results["best"]["checkpoint"] = (
-        f"best (epoch {best['epoch']}, highest validation OA, latest on ties)"
-    )
-    from pointnet1x1.engine.checkpoint import _versions
-
-    report = {
-        "task": "cls",
-        "run_dir": str(out.resolve()),
-        "model": cfg.model,
-        "class_names": names,
-        "data": {
-            "root": data.root or "embedded default",
-            "num_train": len(data.train),
-            "num_val": len(data.val),
-            "num_test": len(data.test),
-        },  # fmt: skip
-        "test": {**results["best"], "which": "best"},
-        "test_best": results["best"],
-        "test_last": results["last"],
-        "note": "test = the validation-best checkpoint (test_best); test_last = the last epoch's",
-        "best_epoch": best["epoch"],
-        "val_best": {"oa": best["val_oa"], "macc": best["val_macc"]},
-        "votes": cfg.votes,
-        "epochs": last_epoch,
-        "timings": {
-            "total_s": time.perf_counter() - t_start,
-            "data_s": t_data,
-            "train_s": t_train,
-            "test_s": t_test,
-            "epoch_s": t_train / max(len(history), 1),
-        },  # fmt: skip
-        "checkpoints": {
-            "best": str(out / "checkpoints" / "best.safetensors"),
-            "last": str(out / "checkpoints" / "last.safetensors"),
-            "state": str(out / "checkpoints" / "state.pt"),
-        },
-        "device": str(device),
-        "world_size": info.world_size,
-        "weight_digests": digests,
-        "weights_identical_across_ranks": len(set(digests)) == 1,
-        "config": cfg.to_dict(),
-        "versions": _versions(),
-    }
-    if info.is_main:
-        atomic_write_json(out / "report.json", report)
-        if history:
-            plot_curves(history, out / "curves.png")
-        plot_confusion(
-            results["best"]["confusion"],
-            names,
-            out / "confusion.png",
-            title=f"test, {results['best']['checkpoint']}",
-        )
-        progress.log(
-            f"test OA {100 * results['best']['oa']:.2f}%  mAcc {100 * results['best']['macc']:.2f}% "
-            f"(validation-best, epoch {best['epoch']}); last epoch: OA {100 * results['last']['oa']:.2f}%  "
-            f"mAcc {100 * results['last']['macc']:.2f}%; {report['timings']['total_s']:.0f}s; run folder {out}"
-        )
-    return report
