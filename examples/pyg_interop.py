@@ -53,7 +53,9 @@ def accuracy(model: torch.nn.Module, loader: DataLoader) -> float:
     return correct / total
 
 
-def main(epochs: int = 3, num_points: int = 128, seed: int = 0) -> dict[str, float]:
+def main(
+    epochs: int = 3, num_points: int = 128, seed: int = 0, limit: int | None = None
+) -> dict[str, float]:
     """Train, check and evaluate; returns the test accuracy and the batch/alone diff."""
     torch.manual_seed(seed)
     root = default_data_root()
@@ -62,6 +64,8 @@ def main(epochs: int = 3, num_points: int = 128, seed: int = 0) -> dict[str, flo
     ragged = RandomPointCount(low=num_points // 2, seed=seed)
     train_pyg = to_pyg_dataset(train_set, transform=ragged)
     test_pyg = to_pyg_dataset(test_set, transform=ragged)
+    if limit is not None:  # PyG datasets slice like lists (a quick run)
+        train_pyg, test_pyg = train_pyg[:limit], test_pyg[:limit]
     print(f"{train_pyg}: {train_pyg.num_classes} classes, e.g. {train_pyg[0]}")
 
     loader = DataLoader(train_pyg, batch_size=32, shuffle=True)
