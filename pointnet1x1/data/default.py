@@ -2,7 +2,7 @@
 
 With no dataset given, training uses this: ten classes of procedurally made
 triangle meshes (:data:`DEFAULT_CLASSES`) with random proportions, orientation
-(any turn about the up axis, a tilt of up to 25 degrees) and vertex noise, written
+(any turn about the up axis, a tilt of up to 15 degrees) and vertex noise, written
 as ``<root>/<class>/{train,test}/<class>_NNNN.off`` (z up, like Princeton's
 files), so :class:`~pointnet1x1.data.ModelNet` reads it through the same OFF code
 path as the real ModelNet40. It is generated deterministically from a seed in a
@@ -31,10 +31,10 @@ __all__ = [
     "make_shape",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_CLASSES = [
-    "box", "capsule", "cone", "cylinder", "hourglass",
-    "prism", "pyramid", "sphere", "tabletop", "torus",
+    "box", "capsule", "cone", "cross", "cylinder",
+    "hourglass", "mushroom", "sphere", "tabletop", "torus",
 ]  # fmt: skip
 DEFAULT_TRAIN, DEFAULT_TEST = 64, 20
 _MARKER = ".pointnet1x1_default.json"
@@ -104,20 +104,32 @@ def _shape(name: str, rng: np.random.Generator) -> Mesh:
         r, z = _arc(0.0, 0.0, 1.0, -np.pi / 2, np.pi / 2, 14)
         v, f = _revolve(r, z, 20)
         return v * u(0.85, 1.15, 3), f
-    if name in ("cylinder", "box", "prism"):
-        sides = {"cylinder": 20, "box": 4, "prism": 3}[name]
+    if name == "box":
+        return _box(np.array([u(0.5, 1.5), u(0.5, 1.5), h]), np.zeros(3))
+    if name == "cylinder":
         r, z = _line((0, 0), (1, 0), (1, h), (0, h))
-        v, f = _revolve(r, z, sides)
-        return v * [u(0.6, 1.0), u(0.6, 1.0), 1.0], f
-    if name in ("cone", "pyramid"):
+        v, f = _revolve(r, z, 20)
+        return v * [1.0, u(0.8, 1.0), 1.0], f
+    if name == "cone":
         r, z = _line((0, 0), (1, 0), (0, h))
-        v, f = _revolve(r, z, 20 if name == "cone" else 4)
-        return v * [u(0.7, 1.0), u(0.7, 1.0), 1.0], f
-    if name == "capsule":
-        rad = u(0.3, 0.6)
+        return _revolve(r, z, 20)
+    if name == "capsule":  # lying down: a long rounded bar
+        rad, length = u(0.25, 0.45), u(1.2, 2.2)
         r1, z1 = _arc(0.0, 0.0, rad, -np.pi / 2, 0.0, 8)
-        r2, z2 = _arc(0.0, h, rad, 0.0, np.pi / 2, 8)
-        return _revolve(np.concatenate([r1, r2]), np.concatenate([z1, z2]), 20)
+        r2, z2 = _arc(0.0, length, rad, 0.0, np.pi / 2, 8)
+        v, f = _revolve(np.concatenate([r1, r2]), np.concatenate([z1, z2]), 20)
+        return v[:, [2, 1, 0]], f
+    if name == "cross":  # three orthogonal bars
+        t = u(0.12, 0.3)
+        bars = [_box(np.roll([u(1.2, 2.0), t, t], k), np.zeros(3)) for k in range(3)]
+        return _merge(*bars)
+    if name == "mushroom":
+        stem, cap, dome = u(0.12, 0.3), u(0.6, 1.0), u(0.4, 0.9)
+        t = np.linspace(0.0, np.pi / 2, 10)
+        r0, z0 = _line((0, 0), (stem, 0), (stem, h * 0.6), (cap, h * 0.6))
+        r = np.concatenate([r0, cap * np.cos(t[1:])])
+        z = np.concatenate([z0, h * 0.6 + dome * cap * np.sin(t[1:])])
+        return _revolve(r, z, 20)
     if name == "hourglass":
         waist = u(0.1, 0.45)
         r, z = _line((0, 0), (1, 0), (waist, h / 2), (1, h), (0, h))
@@ -156,7 +168,7 @@ def make_shape(name: str, rng: np.random.Generator | int = 0) -> Mesh:
     verts = verts + rng.normal(0.0, 0.015, verts.shape)
     yaw, tilt, tilt_dir = (
         rng.uniform(0, 2 * np.pi),
-        rng.uniform(0, np.radians(25)),
+        rng.uniform(0, np.radians(15)),
         rng.uniform(0, 2 * np.pi),
     )
     rz = np.array(
