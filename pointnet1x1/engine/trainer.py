@@ -197,7 +197,9 @@ class _Run:
         self.progress = _Progress(cfg.progress, info.is_main)
         self.out = Path(str(D.broadcast_object(cfg.out or _default_out(cfg), info)))
         self.cfg = cfg = dataclasses.replace(cfg, out=str(self.out))
-        assert cfg.model is not None and cfg.num_points is not None and cfg.lr is not None
+        assert (
+            cfg.model is not None and cfg.num_points is not None and cfg.lr is not None
+        )
         model_name, num_points, lr = cfg.model, cfg.num_points, cfg.lr
         self.data_cfg: dict[str, Any] = {
             "root": cfg.data, "classes": cfg.classes, "num_points": cfg.num_points,
@@ -234,6 +236,25 @@ class _Run:
             "preprocessing": make_preprocessing(num_points, use_normals=cfg.normals, up_axis=self.data.up_axis),
         }  # fmt: skip
         self.extra = {"task": "cls", "data": self.data_cfg, "config": cfg.to_dict()}
+        self.forward = self._pick_forward()
+
+    def _pick_forward(self) -> Any:
+        """``x -> (logits, aux)``: the fused PointNet forward where it applies."""
+        net = self
+
+        def plain(x: Tensor) -> Any:
+            return net.net(x, return_aux=True)
+
+        if not self.cfg.fused_forward or self.info.enabled:  # DDP needs its own forward
+            return plain
+        try:
+            from pointnet1x1.models import PointNetClassifier
+            from pointnet1x1.models.fast import forward_train
+        except ImportError:
+            return plain
+        if not isinstance(self.model, PointNetClassifier):
+            return plain
+        return lambda x: forward_train(self.model, x)  # type: ignore[arg-type]
 
     # -- state -----------------------------------------------------------------
     def _restore(self, state: dict[str, Any]) -> None:
@@ -351,7 +372,7 @@ class _Run:
             _set_schedule(self.optimizer, self.net, lr, momentum)
             idx = order[step * bs : (step + 1) * bs]
             x, y = _train_batch(cfg, pool, idx, gen, data.up_axis), labels[idx]
-            logits, aux = self.net(x, return_aux=True)
+            logits, aux = self.forward(x)
             loss = F.cross_entropy(logits, y) + aux
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
