@@ -14,22 +14,28 @@ empty or partial clouds in silence for unknown extensions, truncated PLY files
 and PCD bodies shorter than their header, and costs a second to import):
 
 ==========================  ==================================================
-OFF                         :mod:`.off`, our numpy parser: one ``np.fromstring``
-                            per file (fast enough for all of ModelNet), accepts
-                            ModelNet's ``OFF490 518 0``.
+OFF                         :mod:`.off`, our numpy parser: ``np.fromstring`` on
+                            the vertex block (floats) and the face block (ints),
+                            no per-line Python; accepts ``OFF490 518 0``.
 PLY (ascii, binary LE/BE)   :mod:`.ply`, plyfile: correct on every variant,
-                            memory-maps binary bodies, raises on truncation.
+                            memory-maps binary bodies, raises on truncation;
+                            plain ascii vertex/face files by numpy (10x).
 PCD (ascii, binary,         :mod:`.pcd`, our numpy parser + pure-Python LZF:
 binary_compressed)          checks the header against the body, keeps fields.
-XYZ XYZN XYZRGB PTS TXT CSV :mod:`.text`, numpy on the token stream.
+XYZ XYZN XYZRGB PTS TXT CSV :mod:`.text`, ``np.loadtxt`` (numpy's C parser)
+                            from the file; header line, ``,``/``;``/space.
 NPY / NPZ                   :mod:`.numpy_io`, ``np.load(allow_pickle=False)``;
                             NPZ keys ``points`` [+ ``normals``, ``colors``].
 OBJ, STL (ascii, binary)    :mod:`.obj`, :mod:`.stl`, small numpy parsers.
 LAS / LAZ                   :mod:`.lidar`, laspy (+ lazrs): extra ``[las]``.
 E57                         :mod:`.lidar`, pye57 (+ normals): extra ``[e57]``.
+Any other extension         refused (:data:`SUPPORTED_EXTENSIONS` lists them).
 ==========================  ==================================================
 
 Reading PLY, XYZ or NPY imports neither open3d, torch nor torch_geometric.
+Colours are float32 RGB in ``[0, 1]`` (8-bit sources / 255, 16-bit / 65535).
+Writers: PLY (binary, everything), PCD (binary: points, normals, colours), NPZ
+(everything), NPY (points [+ normals]), XYZ / XYZN / XYZRGB.
 """
 
 from pointnet1x1.io.api import (
