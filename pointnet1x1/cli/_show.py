@@ -7,6 +7,7 @@ predicted part (with --category for models that need the object category).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,45 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _part_colours(ckpt: str, clouds: list, category: str | None) -> list:  # noqa: ANN001
-    import numpy as np
-    import torch
-
-    from pointnet1x1.data.transforms import normalize_points
+def _part_colours(ckpt: str, clouds: list[Any], category: str | None) -> list[Any]:
     from pointnet1x1.engine.checkpoint import load_model_checkpoint
+    from pointnet1x1.engine.partseg import predict_parts
 
     loaded = load_model_checkpoint(ckpt)
-    meta, model = loaded.metadata, loaded.model
-    if meta.get("extra", {}).get("task") != "partseg":
+    extra = loaded.metadata.get("extra", {})
+    if extra.get("task") != "partseg":
         raise ValueError(
-            f"{ckpt}: not a part-segmentation checkpoint (its task is {meta.get('extra', {}).get('task', 'cls')!r})"
+            f"{ckpt}: not a part-segmentation checkpoint "
+            f"(its task is {extra.get('task', 'cls')!r})"
         )
-    categories = (
-        meta.get("extra", {}).get("categories")
-        or meta.get("extra", {}).get("category_names")
-        or []
-    )
-    cat_index = None
-    if getattr(model, "num_categories", 0):
-        if category is None:
-            raise ValueError(
-                f"this segmenter needs --category (one of: {', '.join(categories)})"
-            )
-        if category not in categories:
-            raise ValueError(
-                f"unknown --category {category!r}; choose one of: {', '.join(categories)}"
-            )
-        cat_index = torch.tensor([categories.index(category)])
-    in_channels = int(meta["preprocessing"]["in_channels"])
-    colours = []
-    with torch.no_grad():
-        for cloud in clouds:
-            x = torch.from_numpy(normalize_points(cloud)[:, :in_channels]).T.unsqueeze(
-                0
-            )
-            logits = model(x, cat_index) if cat_index is not None else model(x)
-            colours.append(logits.argmax(1)[0].numpy().astype(np.float64))
-    return colours
+    if category is None:
+        names = ", ".join(extra.get("category_names", []))
+        raise ValueError(f"colouring by part needs --category (one of: {names})")
+    return [
+        predict_parts(loaded.model, cloud, category).astype(float) for cloud in clouds
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -185,3 +185,24 @@ def test_classify_one_ply_file_imports_neither_open3d_nor_pyg(tiny_run, tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY [] 0" in proc.stdout
+
+
+def test_show_colours_by_predicted_part(tmp_path, shape_maker, capsys):
+    from pointnet1x1.engine import make_preprocessing, save_model_checkpoint
+    from pointnet1x1.models import create_model
+
+    kwargs = {"mlp1": [8, 8, 8], "mlp2": [8, 16], "seg_mlp": [8, 8]}
+    model = create_model("pointnet_partseg", **kwargs)
+    ckpt = save_model_checkpoint(
+        tmp_path / "seg.safetensors", model, model_name="pointnet_partseg",
+        model_kwargs=kwargs, class_names=[f"p{i}" for i in range(50)],
+        preprocessing=make_preprocessing(64),
+        extra={"task": "partseg", "category_names": ["Airplane", "Bag"]},
+    )  # fmt: skip
+    (path,) = _files(tmp_path, shape_maker)[:1]
+    out = tmp_path / "parts.png"
+    args = ["show", str(path), "--out", str(out), "--checkpoint", str(ckpt)]
+    assert main([*args, "--category", "Airplane"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(args) == 2
+    assert "needs --category" in capsys.readouterr().err
