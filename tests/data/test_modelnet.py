@@ -268,3 +268,22 @@ def test_train_sampling_varies_and_transform_gets_the_rng(tmp_path):
     with pytest.raises(IndexError):
         ds[61]
     assert "layout='hdf5'" in repr(ds) and "samples=61" in repr(ds)
+
+
+def test_dataloader_workers_draw_different_reproducible_samples(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    root = _hdf5_root(tmp_path / "h5")
+    ds = ModelNet(root, "train", num_points=64)
+    sub = torch.utils.data.Subset(ds, [0] * 4)  # the same shape four times
+
+    def run():
+        torch.manual_seed(0)
+        loader = DataLoader(sub, batch_size=1, num_workers=2, collate_fn=collate)
+        return [x for x, _ in loader]
+
+    first, second = run(), run()
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    # batches 0 and 1 come from different workers: their draws differ
+    assert not torch.equal(first[0], first[1])
