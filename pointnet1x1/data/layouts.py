@@ -327,6 +327,8 @@ def missing_message(
         if usable
         else "pass classes=[...] to use a subset whose files are complete"
     )
+    if not modelnet10 and sorted(usable) == sorted(MODELNET10_CLASSES):
+        hint = "pass modelnet10=True (this is ModelNet10)"
     return (
         f"{listing.layout} dataset at {listing.root} is incomplete: {'; '.join(parts)} "
         f"(e.g. {few}); download the whole dataset (`pointnet1x1 data download "

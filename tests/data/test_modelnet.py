@@ -287,3 +287,28 @@ def test_dataloader_workers_draw_different_reproducible_samples(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # batches 0 and 1 come from different workers: their draws differ
     assert not torch.equal(first[0], first[1])
+
+
+def test_a_complete_modelnet10_off_tree_is_recognised(tmp_path):
+    from pointnet1x1.data.layouts import (
+        MODELNET10_CLASSES,
+        MODELNET40_COUNTS,
+        missing_message,
+    )
+
+    root = tmp_path / "ModelNet10"
+    for cls in MODELNET10_CLASSES:
+        n_train, n_test = MODELNET40_COUNTS[cls]
+        for split, first, count in (
+            ("train", 1, n_train),
+            ("test", n_train + 1, n_test),
+        ):
+            (root / cls / split).mkdir(parents=True)
+            for i in range(first, first + count):
+                (root / cls / split / f"{cls}_{i:04d}.off").touch()
+    assert "pass modelnet10=True (this is ModelNet10)" in missing_message(
+        tmp_path, "train"
+    )
+    assert missing_message(tmp_path, "test", modelnet10=True) is None
+    listing = list_split(tmp_path, "train", modelnet10=True)
+    assert len(listing.files) == 3991 and listing.class_names == MODELNET10_CLASSES
