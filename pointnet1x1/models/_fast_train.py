@@ -1,17 +1,20 @@
-"""A faster training forward of PointNet: batch norm, ReLU and max pool fused.
+"""A faster training forward of PointNet: conv, batch norm, ReLU and max pool fused.
 
 Private helper of :mod:`pointnet1x1.models.fast` (see :func:`forward_train`).
 
 In training mode the layer before each max pool computes, per channel,
-``max_n relu(bn(z_n))`` over a ``(B, 1024, N)`` tensor ``z``. Batch norm in
+``max_n relu(bn(z_n))`` with ``z = W h`` a ``(B, 1024, N)`` tensor. Batch norm in
 training is ``a (z - mean) + beta`` per channel with ``a = gamma / sqrt(var + eps)``,
 monotone in ``z``: so the max of the normalised, rectified tensor is the
-normalised, rectified max of ``z`` (or min, where ``a < 0``). Only the batch
-statistics and the per-channel extreme are needed; the normalised tensor, its
-ReLU and the dense max-pool mask are never built, forward or backward (the max
-uses ``torch.max`` with indices, whose backward is a scatter). The conv bias in
-front of the batch norm cancels in training (its exact gradient is zero) and
-only enters the running mean, which is updated exactly as ``F.batch_norm`` does.
+normalised, rectified max of ``z`` (or min, where ``a < 0``). The batch
+statistics of ``z`` follow from the mean and the ``K x K`` covariance of the
+``K = 128``-wide input ``h``. So ``z`` is computed once, read once by the max
+(``torch.max`` with indices) and dropped; the normalised tensor, its ReLU and the
+dense max-pool mask are never built, and the backward pass of the widest layer
+is a gather, a scatter and one ``K x K`` product instead of two full products.
+The conv bias in front of the batch norm cancels in training (its exact
+gradient is zero) and only enters the running mean, which is updated exactly as
+``F.batch_norm`` does.
 """
 
 from __future__ import annotations
@@ -61,45 +64,62 @@ def _update_running_stats(
         bn.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
 
-class _BatchNormReluMax(torch.autograd.Function):
-    """``max_n relu(gamma (z - mean) / sqrt(var + eps) + beta)`` with batch statistics.
+def _autocast_bf16() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu") and (
+            torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+    except (TypeError, AttributeError):  # torch < 2.4
+        return bool(torch.is_autocast_cpu_enabled())
 
-    Forward reads ``z`` three times (sum, sum of squares, max with indices);
-    backward writes ``dz`` in one pass (``dz = a_c z + b_c`` from the statistics'
-    gradients) plus a scatter at the max indices.
+
+class _ConvBatchNormReluMax(torch.autograd.Function):
+    """``max_n relu(bn(W h_n))`` per cloud and channel, batch statistics from ``h``.
+
+    The batch statistics of ``z = W h`` come from those of ``h`` (its mean
+    ``mu`` and covariance ``S``, ``K x K`` with ``K = 128``): ``mean = W mu`` and
+    ``var = diag(W S W^T)``. So ``z`` is only read once, by the max (with
+    indices), and never saved. In backward, the max sends each cloud and
+    channel's gradient to one point: the gradients of ``W`` and ``h`` through
+    ``z`` are a gather and a scatter of ``B x C x K`` values instead of two
+    ``(B N) x C x K`` products; the statistics add one ``K x K`` product on ``h``.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx,
-        z: Tensor,
+        h: Tensor,
+        weight: Tensor,
         gamma: Tensor,
         beta: Tensor,
         eps: float,
+        bf16: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        b, c, n = z.shape
+        b, k, n = h.shape
         count = b * n
-        # Per-row reductions over the contiguous point axis (fp32 accumulators,
-        # also for bf16 z under autocast), combined across the batch in fp64.
-        row_sum = z.sum(dim=2, dtype=torch.float32)
-        row_norm = torch.linalg.vector_norm(z, dim=2, dtype=torch.float32)
-        mean = row_sum.double().sum(dim=0) / count
-        mean_sq = row_norm.double().square().sum(dim=0) / count
-        var = (mean_sq - mean.square()).clamp_min(0.0)
-        stat = gamma.dtype  # fp32 parameters
-        mean, var = mean.to(stat), var.to(stat)
-        invstd = torch.rsqrt(var + eps)
-        scale = gamma * invstd  # (C,)
-        extreme, index = z.max(dim=2)  # (B, C)
-        negative = scale < 0
-        if bool(negative.any()):  # a decreasing map takes its max at the min
-            low, low_index = z.min(dim=2)
-            extreme = torch.where(negative, low, extreme)
-            index = torch.where(negative, low_index, index)
-        extreme = extreme.to(stat)
-        out = ((extreme - mean) * scale + beta).relu()
-        ctx.save_for_backward(z, gamma, mean, var, invstd, extreme, index, out)
-        ctx.eps = eps  # type: ignore[attr-defined]
+        with torch.autocast("cpu", enabled=False):
+            low = torch.bfloat16 if bf16 else h.dtype
+            z = F.conv1d(h.to(low), weight.to(low).unsqueeze(2))  # (B, C, N)
+            h32 = h.float()
+            mu = h32.sum(dim=(0, 2)).double() / count  # (K,)
+            gram = torch.bmm(h32, h32.transpose(1, 2)).sum(dim=0).double()
+            cov = gram / count - torch.outer(mu, mu)  # (K, K)
+            w64 = weight.double()
+            mean = (w64 @ mu).float()  # (C,)
+            var = ((w64 @ cov) * w64).sum(dim=1).clamp_min(0.0).float()
+            invstd = torch.rsqrt(var + eps)
+            scale = gamma * invstd  # (C,)
+            extreme, index = z.max(dim=2)  # (B, C)
+            negative = scale < 0
+            if bool(negative.any()):  # a decreasing map takes its max at the min
+                low_val, low_index = z.min(dim=2)
+                extreme = torch.where(negative, low_val, extreme)
+                index = torch.where(negative, low_index, index)
+            extreme = extreme.float()
+            out = ((extreme - mean) * scale + beta).relu()
+        ctx.save_for_backward(
+            h, weight, gamma, index, extreme, mean, invstd, out, mu, cov
+        )
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
@@ -109,43 +129,57 @@ class _BatchNormReluMax(torch.autograd.Function):
         grad_out: Tensor,
         _grad_mean: Tensor,
         _grad_var: Tensor,
-    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
-        z, gamma, mean, var, invstd, extreme, index, out = ctx.saved_tensors  # type: ignore[attr-defined]
-        b, c, n = z.shape
+    ) -> tuple[Tensor | None, ...]:
+        h, weight, gamma, index, extreme, mean, invstd, out, mu, cov = ctx.saved_tensors  # type: ignore[attr-defined]
+        b, k, n = h.shape
         count = b * n
-        g = grad_out * (out > 0)  # through the ReLU, (B, C)
-        centred = extreme - mean
-        grad_beta = g.sum(dim=0)
-        grad_scale = (g * centred).sum(dim=0)  # (C,)
-        grad_gamma = grad_scale * invstd
-        scale = gamma * invstd
-        grad_var = grad_scale * gamma * (-0.5) * invstd / (var + ctx.eps)  # type: ignore[attr-defined]
-        grad_extreme = g * scale  # (B, C)
-        grad_mean = -grad_extreme.sum(dim=0)
-        # dz = grad_mean / count + grad_var * 2 (z - mean) / count, then the scatter.
-        slope = (2.0 / count) * grad_var
-        offset = grad_mean / count - slope * mean
-        dt = z.dtype
-        grad_z = torch.addcmul(
-            offset.to(dt).view(1, c, 1), z, slope.to(dt).view(1, c, 1)
+        with torch.autocast("cpu", enabled=False):
+            h32 = h.float()
+            g = grad_out.float() * (out > 0)  # through the ReLU, (B, C)
+            grad_beta = g.sum(dim=0)
+            grad_scale = (g * (extreme - mean)).sum(dim=0)  # (C,)
+            grad_gamma = grad_scale * invstd
+            grad_var = grad_scale * gamma * (-0.5) * invstd.pow(3)
+            grad_ext = g * (gamma * invstd)  # (B, C)
+            grad_mean = -grad_ext.sum(dim=0)  # (C,)
+            # extreme[b, c] = W[c] . h[b, :, index[b, c]]: a gather and a scatter.
+            idx = index.unsqueeze(1).expand(b, k, -1)  # (B, K, C)
+            picked = torch.gather(h32, 2, idx)  # (B, K, C)
+            grad_w = torch.einsum("bc,bkc->ck", grad_ext, picked)
+            grad_h = torch.zeros_like(h32)
+            grad_h.scatter_add_(2, idx, weight.t().unsqueeze(0) * grad_ext.unsqueeze(1))
+            # mean = W mu, var = diag(W S W^T), S = gram / count - mu mu^T.
+            w64 = weight.double()
+            gv = grad_var.double()
+            grad_w = grad_w + torch.outer(grad_mean, mu.float())
+            grad_w = grad_w + (2.0 * gv.unsqueeze(1) * (w64 @ cov)).float()
+            grad_cov = w64.t() @ (gv.unsqueeze(1) * w64)  # (K, K), symmetric
+            grad_mu = w64.t() @ grad_mean.double() - 2.0 * grad_cov @ mu
+            mat = (2.0 / count) * grad_cov  # d/dh of sum h^T M h / count
+            grad_h = grad_h + torch.matmul(mat.float(), h32)
+            grad_h = grad_h + (grad_mu.float() / count).view(1, k, 1)
+        return (
+            grad_h.to(h.dtype),
+            grad_w.to(weight.dtype),
+            grad_gamma,
+            grad_beta,
+            None,
+            None,
         )
-        grad_z.scatter_add_(2, index.unsqueeze(2), grad_extreme.to(dt).unsqueeze(2))
-        return grad_z, grad_gamma, grad_beta, None
 
 
 def _conv_bn_relu_max(h: Tensor, conv: nn.Conv1d, bn: nn.BatchNorm1d) -> Tensor:
     """``max_n relu(bn(conv(h)))`` of shape ``(B, C_out)`` without the dense tensors."""
-    z = F.conv1d(h, conv.weight)  # (B, C_out, N); the bias cancels in the batch norm
-    out, mean, var = _apply_fused(z, bn)
+    weight = conv.weight.view(conv.out_channels, conv.in_channels)
+    out, mean, var = _ConvBatchNormReluMax.apply(
+        h, weight, bn.weight, bn.bias, bn.eps, _autocast_bf16()
+    )
+    # The conv bias cancels in the batch norm; it only enters the running mean.
     bias = conv.bias.detach() if conv.bias is not None else 0.0
-    _update_running_stats(bn, mean + bias, var, z.shape[0] * z.shape[2])
+    _update_running_stats(bn, mean + bias, var, h.shape[0] * h.shape[2])
     if conv.bias is not None:  # give the cancelled bias its exact (zero) gradient
         out = out + 0.0 * conv.bias.sum()
     return out
-
-
-def _apply_fused(z: Tensor, bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor, Tensor]:
-    return _BatchNormReluMax.apply(z, bn.weight, bn.bias, bn.eps)  # type: ignore[no-any-return]
 
 
 def _pooled_mlp(mlp: SharedMLP, h: Tensor) -> Tensor:
