@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # bump when the content of prepared arrays changes for the same manifest
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def user_cache_dir() -> Path:

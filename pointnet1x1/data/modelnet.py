@@ -35,6 +35,7 @@ from pointnet1x1.data.layouts import (
     list_split,
     missing_message,
 )
+from pointnet1x1.data.transforms import normalize_points
 
 __all__ = ["ModelNet", "load_split"]
 
@@ -53,7 +54,7 @@ def _prepare_off(item: tuple[str, int], keep: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, zlib.crc32(Path(path).name.encode())])
     points, normals = sample_surface(mesh.vertices, mesh.faces, keep, seed=rng)
     out = np.concatenate([points, normals], axis=1)
-    return out @ np.kron(np.eye(2, dtype=np.float32), Z_UP_TO_Y_UP).T
+    return normalize_points(out @ np.kron(np.eye(2, dtype=np.float32), Z_UP_TO_Y_UP).T)
 
 
 def _prepare_text(item: tuple[str, int], keep: int, num_points: int) -> np.ndarray:
@@ -66,8 +67,11 @@ def _prepare_text(item: tuple[str, int], keep: int, num_points: int) -> np.ndarr
         raise ValueError(
             f"{path}: expected at least {num_points} rows of 6 values, got {rows.shape}"
         )
-    # a file shorter than `keep` (but long enough) repeats its rows to fill the array
-    return rows if rows.shape[0] == keep else np.resize(rows, (keep, 6))
+    # a file shorter than `keep` (but long enough) repeats its rows to fill the array;
+    # normalised here, per shape, in the worker (the cache holds normalised arrays)
+    return normalize_points(
+        rows if rows.shape[0] == keep else np.resize(rows, (keep, 6))
+    )
 
 
 def _normalize_inplace(points: np.ndarray) -> np.ndarray:
@@ -140,6 +144,7 @@ def load_split(
     """
     if listing.layout == "hdf5":
         points, labels = _load_hdf5(listing)
+        points = _normalize_inplace(points)
     else:
         keep = max(num_points, KEEP_POINTS)
         setting = {"layout": listing.layout, "split": listing.split, "points": keep}
@@ -168,7 +173,7 @@ def load_split(
         raise ValueError(
             f"{listing.root}: shapes hold {points.shape[1]} points, fewer than num_points={num_points}"
         )
-    return _normalize_inplace(points), labels
+    return points, labels
 
 
 class ModelNet(Dataset):
