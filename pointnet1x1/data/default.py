@@ -120,8 +120,8 @@ def _shape(name: str, rng: np.random.Generator) -> Mesh:
         v, f = _revolve(np.concatenate([r1, r2]), np.concatenate([z1, z2]), 20)
         return v[:, [2, 1, 0]], f
     if name == "cross":  # three orthogonal bars
-        t = u(0.12, 0.3)
-        bars = [_box(np.roll([u(1.2, 2.0), t, t], k), np.zeros(3)) for k in range(3)]
+        th = u(0.12, 0.3)
+        bars = [_box(np.roll([u(1.2, 2.0), th, th], k), np.zeros(3)) for k in range(3)]
         return _merge(*bars)
     if name == "mushroom":
         stem, cap, dome = u(0.12, 0.3), u(0.6, 1.0), u(0.4, 0.9)

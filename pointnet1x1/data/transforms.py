@@ -67,9 +67,9 @@ def normalize_points(points: np.ndarray) -> np.ndarray:
     out = np.array(points, dtype=np.float32, copy=True)
     xyz = out[:, :3]
     xyz -= xyz.mean(axis=0, dtype=np.float64).astype(np.float32)
-    radius = float(np.sqrt((xyz.astype(np.float64) ** 2).sum(axis=1).max(initial=0.0)))
+    radius = float(np.sqrt(np.einsum("ij,ij->i", xyz, xyz).max(initial=0.0)))
     if radius > 0:
-        xyz /= np.float32(radius)
+        xyz *= np.float32(1.0 / radius)
     return out
 
 
