@@ -86,6 +86,12 @@ def _require(*modules: str) -> None:
         )
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
 class _LogitsOnly(nn.Module):
     """One tensor in, one tensor out: the graph an exporter sees."""
 
@@ -190,17 +196,24 @@ def export_onnx(
     wrapped = _export_copy(model)
     example = _example(_EXAMPLE_SHAPE[0], channels, _EXAMPLE_SHAPE[1], seed=1)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("num_points")}
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            wrapped,
-            (example,),
-            dynamo=True,
-            input_names=["points"],
-            output_names=["logits"],
-            dynamic_shapes={"points": dims},
-            opset_version=opset,
-            verbose=False,
-        )
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                wrapped,
+                (example,),
+                dynamo=True,
+                input_names=["points"],
+                output_names=["logits"],
+                dynamic_shapes={"points": dims},
+                opset_version=opset,
+                verbose=False,
+            )
+    except Exception as err:  # noqa: BLE001 - exporter errors are many types
+        name = type(getattr(wrapped, "model", wrapped)).__name__
+        raise ValueError(
+            f"torch.onnx could not export {name} with dynamic batch and point "
+            f"axes: {type(err).__name__}: {_first_line(err)}"
+        ) from None
     assert program is not None  # dynamo=True always returns the program
     proto = program.model_proto
     props = {
@@ -327,7 +340,13 @@ def check_parity(
         x = _example(batch, channels, num_points, seed=seed + i)
         with torch.no_grad():
             want = eager(x).numpy()
-        got = _run(kind, runner, x)
+        try:
+            got = _run(kind, runner, x)
+        except Exception as err:  # noqa: BLE001 - runtime errors are many types
+            raise ParityError(
+                f"{path}: the {kind} model fails on input {tuple(x.shape)} where "
+                f"eager PyTorch works: {type(err).__name__}: {_first_line(err)}"
+            ) from None
         if got.shape != want.shape:
             raise ParityError(
                 f"{path}: {kind} output has shape {got.shape} for input "
