@@ -10,13 +10,13 @@ reader says which one to install.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from pointnet1x1.io._columns import colors_to_unit
+from pointnet1x1.io._las_check import check_las_header
 from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
 
 _LAS_FIELDS = ("intensity", "classification", "return_number", "gps_time")
@@ -38,11 +38,10 @@ def read_las(path: PathLike) -> PointCloud:
     path = check_file(path)
     laspy = _require("laspy", "las", "laspy[lazrs]", path)
     try:
-        if path.suffix.lower() == ".laz":
-            _check_laz_chunk_table(laspy, path)
+        check_las_header(path)
         las = laspy.read(str(path))
-    except PointCloudFileError:
-        raise
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
     except Exception as err:  # laspy raises its own errors and plain ones
         problem = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PointCloudFileError(f"cannot read LAS/LAZ: {problem}", path) from None
@@ -56,38 +55,6 @@ def read_las(path: PathLike) -> PointCloud:
         )
     fields = {n: np.asarray(las[n]) for n in _LAS_FIELDS if n in names}
     return PointCloud(np.asarray(las.xyz), colors=colors, fields=fields)
-
-
-def _check_laz_chunk_table(laspy: ModuleType, path: Path) -> None:
-    """Refuse a LAZ file whose chunk table lies outside the file.
-
-    lazrs trusts the table offset (the first 8 bytes of the point data): a
-    corrupt one makes it allocate tens of GB and abort the whole process, which
-    no ``except`` can catch. Checking the offset and the chunk count first turns
-    that into a clear error.
-    """
-    with laspy.open(str(path)) as reader:
-        header = reader.header
-    size = path.stat().st_size
-    start = header.offset_to_point_data
-    with path.open("rb") as file:
-        file.seek(start)
-        offset = int.from_bytes(file.read(8), "little", signed=True)
-        if offset == -1:  # writer could not seek back: offset stored at the end
-            file.seek(size - 8)
-            offset = int.from_bytes(file.read(8), "little", signed=True)
-        if not start + 8 <= offset <= size - 8:
-            raise PointCloudFileError(
-                f"corrupt LAZ file: chunk table offset {offset} outside the file "
-                f"({size} bytes)",
-                path,
-            )
-        file.seek(offset + 4)
-        chunks = int.from_bytes(file.read(4), "little")
-    if chunks > max(1, header.point_count):
-        raise PointCloudFileError(
-            f"corrupt LAZ file: {chunks} chunks for {header.point_count} points", path
-        )
 
 
 _E57_NORMALS = ("nor:normalX", "nor:normalY", "nor:normalZ")

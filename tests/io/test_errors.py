@@ -239,3 +239,14 @@ def test_corrupt_laz_chunk_table_is_refused_not_fatal(tmp_path, clouds_dir):
     raw[start + 12 : start + 16] = (0xFFFFFFF0).to_bytes(4, "little")
     path.write_bytes(bytes(raw))
     _raises(path, "corrupt LAZ file: 4294967280 chunks for 1065 points")
+
+
+def test_corrupt_or_truncated_las_header(tmp_path, clouds_dir):
+    raw = bytearray((clouds_dir / "laspy_laspy__simple.las").read_bytes())
+    path = tmp_path / "cut.las"
+    path.write_bytes(bytes(raw[:-1000]))
+    _raises(path, "truncated LAS file: header declares 1065 points of 34 bytes")
+    raw[100:104] = (0xF0000001).to_bytes(4, "little")  # number of VLRs
+    path = tmp_path / "vlrs.laz"
+    path.write_bytes(bytes(raw))
+    _raises(path, "corrupt LAS header: 4026531841 VLRs cannot fit before the point")

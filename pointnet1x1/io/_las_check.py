@@ -1,0 +1,87 @@
+"""Sanity checks of a LAS/LAZ header before laspy / lazrs read the file.
+
+Both trust the header: a corrupt VLR count makes laspy loop over billions of
+records and eat all the memory, a corrupt LAZ chunk table makes lazrs allocate
+tens of GB and abort the interpreter (no ``except`` catches that). These checks
+use only the fixed public header block and turn such files into a clear error.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from pointnet1x1.io.cloud import PointCloudFileError
+
+_VLR_HEADER = 54  # bytes per VLR header
+_EVLR_HEADER = 60
+_MAX_LAZ_RATIO = 1000  # decoded bytes per compressed byte; real files: < 50
+
+
+def check_las_header(path: Path) -> None:
+    """Raise PointCloudFileError (without the path) when the header cannot be right."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(375)
+    if size == 0:
+        raise PointCloudFileError("file is empty")
+    if len(head) < 227 or head[:4] != b"LASF":
+        raise PointCloudFileError(f"not a LAS/LAZ file: starts with {head[:8]!r}")
+    minor = head[25]
+    header_size, offset, num_vlrs = struct.unpack_from("<HII", head, 94)
+    format_id, record_length, count = struct.unpack_from("<BHI", head, 104)
+    num_evlrs = evlr_start = 0
+    if minor >= 4 and len(head) >= 255:
+        evlr_start, num_evlrs, count64 = struct.unpack_from("<QIQ", head, 235)
+        count = count64 or count
+    if not 227 <= header_size <= offset <= size:
+        raise PointCloudFileError(
+            f"corrupt LAS header: header size {header_size}, point data at {offset}, "
+            f"file size {size}"
+        )
+    if header_size + _VLR_HEADER * num_vlrs > offset:
+        raise PointCloudFileError(
+            f"corrupt LAS header: {num_vlrs} VLRs cannot fit before the point data "
+            f"at byte {offset}"
+        )
+    if num_evlrs and (
+        evlr_start > size or _EVLR_HEADER * num_evlrs > size - evlr_start
+    ):
+        raise PointCloudFileError(
+            f"corrupt LAS header: {num_evlrs} extended VLRs at byte {evlr_start} "
+            f"do not fit in the file ({size} bytes)"
+        )
+    body = count * record_length
+    compressed = bool(format_id & 0x80) or path.suffix.lower() == ".laz"
+    if not compressed and offset + body > size:
+        raise PointCloudFileError(
+            f"truncated LAS file: header declares {count} points of {record_length} "
+            f"bytes but only {size - offset} bytes of point data follow"
+        )
+    if compressed:
+        if body > _MAX_LAZ_RATIO * size:
+            raise PointCloudFileError(
+                f"corrupt LAZ header: {count} points of {record_length} bytes cannot "
+                f"come from a {size}-byte file"
+            )
+        _check_chunk_table(path, offset, size, count)
+
+
+def _check_chunk_table(path: Path, start: int, size: int, count: int) -> None:
+    with path.open("rb") as file:
+        file.seek(start)
+        offset = int.from_bytes(file.read(8), "little", signed=True)
+        if offset == -1:  # the writer could not seek back: offset at the end
+            file.seek(size - 8)
+            offset = int.from_bytes(file.read(8), "little", signed=True)
+        if not start + 8 <= offset <= size - 8:
+            raise PointCloudFileError(
+                f"corrupt LAZ file: chunk table offset {offset} outside the file "
+                f"({size} bytes)"
+            )
+        file.seek(offset + 4)  # u32 version, u32 number of chunks
+        chunks = int.from_bytes(file.read(4), "little")
+    if chunks > max(1, count):
+        raise PointCloudFileError(
+            f"corrupt LAZ file: {chunks} chunks for {count} points"
+        )
