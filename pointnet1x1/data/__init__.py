@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "normalize_points": "pointnet1x1.data.transforms",
     "sample_points": "pointnet1x1.data.transforms",
     "ShapeNetPart": "pointnet1x1.data.shapenetpart",
+    "collate_parts": "pointnet1x1.data.shapenetpart",
 }
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ShapeNetPart",
     "augment_batch",
     "collate",
+    "collate_parts",
     "default_data_root",
     "detect_layout",
     "download_dataset",
