@@ -201,3 +201,19 @@ def test_export_example(tmp_path):
     assert result["parity"] <= 1e-4
     assert result["agreement"] >= 0.95  # onnxruntime and PyTorch pick the same class
     assert (tmp_path / "out" / "model.onnx").is_file()
+
+
+class _BakedPointCount(torch.nn.Module):
+    """Traces at N=128, then fails at other point counts (a constant in the trace)."""
+
+    in_channels = 3
+
+    def forward(self, x):
+        return (x + torch.zeros(1, 1, int(x.shape[2]))).amax(dim=2)
+
+
+def test_exported_model_that_fails_at_another_size_is_a_parity_error(tmp_path):
+    path = tmp_path / "baked.pt"
+    with pytest.raises(ParityError, match=r"fails on input \(2, 3, 1024\) where eager"):
+        export_torchscript(_BakedPointCount(), path)
+    assert not path.exists()
