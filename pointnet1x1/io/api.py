@@ -1,13 +1,15 @@
 """``read_points`` / ``read_mesh`` / ``write_points``: dispatch on the file extension.
 
-Each format module is imported only when a file of its kind is read, so reading
-a PLY, XYZ or NPY file never imports open3d, torch or torch_geometric.
+Third-party readers (plyfile, laspy, pye57) are imported on first use of their
+format; nothing here imports open3d, torch or torch_geometric.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +51,7 @@ _WRITERS: dict[str, tuple[str, str]] = {
 }
 
 
-def _lookup(table: dict[str, tuple[str, str]], name: str):  # noqa: ANN202
+def _lookup(table: dict[str, tuple[str, str]], name: str) -> Callable[..., Any]:
     module, func = table[name]
     return getattr(importlib.import_module(module), func)
 
