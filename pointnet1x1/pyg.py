@@ -90,14 +90,17 @@ def _label(y: Tensor | None) -> int | None:
 def from_data(data: Data) -> tuple[np.ndarray, int | None]:
     """One PyG ``Data`` as our sample: points ``(N, 3+F)`` float32 and the label.
 
-    ``pos`` gives xyz and ``x`` (if any) the features; ``y`` must hold one value
-    (or be absent, giving ``None``).
+    ``pos`` gives xyz and ``x`` (if any) the features, or else ``normal`` (where
+    PyG's ``SamplePoints`` puts normals); ``y`` must hold one value (or be
+    absent, giving ``None``).
     """
     pos = getattr(data, "pos", None)
     if pos is None or pos.dim() != 2 or pos.shape[1] != 3:
         shape = None if pos is None else tuple(pos.shape)
         raise ValueError(f"expected data.pos of shape (N, 3), got {shape}")
     feats = getattr(data, "x", None)
+    if feats is None:
+        feats = getattr(data, "normal", None)
     pts = pos if feats is None else torch.cat([pos, feats.to(pos.dtype)], dim=1)
     points = pts.detach().cpu().numpy().astype(np.float32, copy=False)
     return points, _label(getattr(data, "y", None))

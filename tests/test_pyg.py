@@ -75,6 +75,10 @@ def test_batch_of_different_sizes_equals_each_cloud_alone():
     assert torch.allclose(forward_batch(model, batch), logits)
     single = model(to_data(clouds[1]))  # a lone Data is one cloud
     assert torch.allclose(single, alone[1:2], atol=1e-5)
+    # PyG's SamplePoints(include_normals=True) puts normals in `normal`
+    data = to_data(clouds[0][:, :3])
+    data.normal = clouds[0][:, 3:]
+    assert torch.allclose(model(data), alone[0:1], atol=1e-5)
 
 
 def test_pyg_batch_gradients_and_aux():
@@ -114,6 +118,8 @@ def test_sample_round_trip_through_data():
     xyz_only = to_data(points[:, :3])
     assert xyz_only.x is None and xyz_only.y is None
     assert from_data(xyz_only)[1] is None
+    xyz_only.normal = torch.from_numpy(points[:, 3:])  # as PyG's SamplePoints
+    np.testing.assert_array_equal(from_data(xyz_only)[0], points)
     with pytest.raises(ValueError, match=r"\(N, 3\+F\), got \(12,\)"):
         to_data(points[:, 0])
 

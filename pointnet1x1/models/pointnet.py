@@ -73,17 +73,20 @@ def _apply_transform_ragged(x: Tensor, transform: Tensor, batch: Tensor) -> Tens
     return torch.empty_like(moved).index_copy_(0, order, moved)
 
 
-def _graph_inputs(data: Any) -> tuple[Tensor, Tensor, int]:
+def _graph_inputs(data: Any, in_channels: int) -> tuple[Tensor, Tensor, int]:
     """Points ``(M, 3+F)``, batch ``(M,)`` and cloud count of a PyG ``Data``/``Batch``.
 
     Recognised by its attributes (``pos``, optional ``x``, ``batch``), so
-    torch_geometric is never imported here.
+    torch_geometric is never imported here. Without ``x``, a model that wants
+    normals takes ``normal`` (where PyG's ``SamplePoints`` puts them).
     """
     pos = data.pos
     if pos is None or pos.dim() != 2 or pos.shape[1] != 3:
         shape = None if pos is None else tuple(pos.shape)
         raise ValueError(f"expected data.pos of shape (M, 3), got {shape}")
     feats = getattr(data, "x", None)
+    if feats is None and in_channels > 3:
+        feats = getattr(data, "normal", None)
     points = pos if feats is None else torch.cat([pos, feats.to(pos.dtype)], dim=1)
     batch = getattr(data, "batch", None)
     if batch is None:  # a single Data object is one cloud
@@ -222,7 +225,8 @@ class PointNetClassifier(nn.Module):
         - Input: ``(B, in_channels, N)``; optional mask ``(B, N)`` of real points.
           Or ragged: flat points ``(M, in_channels)`` with ``batch`` ``(M,)``; or a
           PyTorch Geometric ``Data``/``Batch`` (xyz in ``pos`` ``(M, 3)``, optional
-          features in ``x`` ``(M, F)``, the ``batch`` vector), clouds of any sizes.
+          features in ``x`` ``(M, F)`` (or normals in ``normal``), the ``batch``
+          vector), clouds of any sizes.
         - Output: logits ``(B, num_classes)``; with ``return_aux=True`` a pair
           ``(logits, aux_loss)`` where ``aux_loss`` is the weighted regulariser.
     """
@@ -269,7 +273,7 @@ class PointNetClassifier(nn.Module):
         num_clouds: int | None = None,
     ) -> PointNetFeatures:
         if not isinstance(x, Tensor) and hasattr(x, "pos"):  # a PyG Data / Batch
-            x, batch, num_clouds = _graph_inputs(x)
+            x, batch, num_clouds = _graph_inputs(x, self.in_channels)
         return self.encoder(x, mask, batch=batch, num_clouds=num_clouds)
 
     def forward_head(self, global_feature: Tensor) -> Tensor:
