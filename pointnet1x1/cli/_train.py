@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TOML or YAML file of TrainConfig values",
     )
     a(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (0: torch's default; fast recipe: 1)",
+    )
+    a(
         "--out",
         metavar="DIR",
         default=None,
@@ -116,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         name: getattr(args, name)
         for name in (
             "task", "data", "classes", "modelnet10", "model", "epochs", "batch_size",
-            "num_points", "normals", "lr", "seed", "device", "out", "resume", "recipe",
+            "num_points", "normals", "lr", "seed", "device", "threads", "out", "resume", "recipe",
             "votes", "val_fraction", "optimizer", "scale", "shift", "sync_bn",
             "cache_dir", "progress",
         )

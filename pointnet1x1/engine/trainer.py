@@ -176,9 +176,13 @@ def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     D.setup(info, device)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         return _Run(cfg, info, device).fit(state)
     finally:
+        torch.set_num_threads(threads)
         D.teardown(info)
 
 

@@ -39,6 +39,7 @@ def test_fast_recipe_without_data_and_explicit_values_win():
     assert cfg.recipe == "fast"
     assert cfg.epochs == RECIPES["fast"]["epochs"]
     assert cfg.model == "pointnet_vanilla"
+    assert cfg.threads == 1 and TrainConfig(data="d").resolved().threads == 0
     cfg = TrainConfig(epochs=3, model_kwargs={"head": [8, 4]}).resolved()
     assert cfg.epochs == 3
     assert cfg.model_kwargs["head"] == [8, 4]
@@ -94,6 +95,7 @@ def test_config_errors_name_the_value(tmp_path):
         ("device", "tpu", "unknown device 'tpu'"),
         ("val_fraction", 1.0, "val_fraction must be in"),
         ("rotate", "x", "rotate must be"),
+        ("threads", -1, "threads must be >= 0"),
     ]:
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(TrainConfig(), **{field: value}).resolved()
