@@ -86,8 +86,8 @@ def main(
     )
     clouds = [points for points, _ in test]
     labels = np.array([label for _, label in test])
-    onnx_pred = np.array([p.index for p in onnx_clf.predict(clouds)])
-    torch_pred = np.array([p.index for p in torch_clf.predict(clouds)])
+    onnx_pred = np.array([p.class_index for p in onnx_clf.predict(clouds)])
+    torch_pred = np.array([p.class_index for p in torch_clf.predict(clouds)])
     accuracy = float((onnx_pred == labels).mean())
     agreement = float((onnx_pred == torch_pred).mean())
     print(f"{onnx_clf}")
