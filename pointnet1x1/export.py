@@ -447,13 +447,17 @@ class OnnxClassifier(Classifier):
         path: An ONNX file written by :func:`export_onnx` (or ``pointnet1x1
             export``).
         seed: Seeds the point sampling, as for ``Classifier``.
+        input_up_axis: ``"z"`` to turn z-up inputs (scans, Princeton OFF) to the
+            library's y up, as for ``Classifier``.
 
     Example:
         >>> clf = OnnxClassifier.from_file("model.onnx")
         >>> clf.predict(["chair.ply"])[0].label
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, seed: int = 0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, seed: int = 0, input_up_axis: str = "y"
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {self.path}")
@@ -468,15 +472,23 @@ class OnnxClassifier(Classifier):
             device="cpu",
             model_name="onnx",
             seed=seed,
+            input_up_axis=input_up_axis,
         )
         self.metadata = meta
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, seed: int = 0
+        cls, path: str | os.PathLike[str], *, seed: int = 0, input_up_axis: str = "y"
     ) -> OnnxClassifier:
         """Load an exported ONNX file (same as the constructor)."""
-        return cls(path, seed=seed)
+        return cls(path, seed=seed, input_up_axis=input_up_axis)
+
+    @classmethod
+    def from_checkpoint(cls, path: Any, **kwargs: Any) -> Classifier:
+        raise ValueError(
+            "OnnxClassifier runs exported .onnx files: use OnnxClassifier.from_file, "
+            f"or Classifier.from_checkpoint({str(path)!r}) for a checkpoint"
+        )
 
     def __repr__(self) -> str:
         prep = self.preprocessing

@@ -100,6 +100,9 @@ def test_onnx_classifier_matches_the_checkpoint_classifier(onnx_file):
         clf.predict_proba(clouds), ref.predict_proba(clouds), atol=1e-5
     )
     assert "OnnxClassifier" in repr(clf)
+    assert OnnxClassifier.from_file(path, input_up_axis="z").input_up_axis == "z"
+    with pytest.raises(ValueError, match="use OnnxClassifier.from_file"):
+        OnnxClassifier.from_checkpoint(path)
 
 
 def test_torchscript_parity_metadata_and_dynamic_shapes(tmp_path):
