@@ -313,11 +313,11 @@ def test_forward_train_equals_model(name: str) -> None:
 def test_forward_train_eval_mode_and_mask_run_the_model() -> None:
     model = _trained_like(PointNetClassifier(3, mlp1=(8,), mlp2=(16,), head=(8,)))
     x = _cloud(2, 3, 20)
-    mask = torch.ones(2, 20, dtype=torch.bool)
-    for out, want in ((forward_train(model, x), model(x, return_aux=True)),):
-        torch.testing.assert_close(out[0], want[0])
+    got, want = forward_train(model, x), model(x, return_aux=True)  # eval mode
+    torch.testing.assert_close(got[0], want[0])
     model.train()
-    torch.manual_seed(0)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    torch.manual_seed(0)  # the same dropout draws
     got = forward_train(model, x, mask)
     torch.manual_seed(0)
     torch.testing.assert_close(got[0], model(x, mask, return_aux=True)[0])
