@@ -8,6 +8,8 @@ Training (batch 32, 1,024 points, Adam; clouds/s):
   ``DataLoader`` (``--naive-workers``), ``.cuda()`` per batch, fp32, their model.
 - ``fast eager``: the whole dataset resident on the GPU, batched augmentation on
   the GPU, our ``PointNetClassifier`` under bf16 autocast, fused Adam.
+- ``fast eager bf16 forward_train``: the same through
+  ``pointnet1x1.models.fast.forward_train`` (fused batch norm / ReLU / max pool).
 - ``fast compiled``: the same with ``torch.compile`` (default mode), and
   ``fast compiled + CUDA graphs`` (``mode="reduce-overhead"``).
 
@@ -48,7 +50,7 @@ from naive_pointnet import (
 )
 
 from pointnet1x1.models import PointNetClassifier
-from pointnet1x1.models.fast import optimize_for_inference
+from pointnet1x1.models.fast import forward_train, optimize_for_inference
 
 
 def _sync(device: torch.device) -> None:
@@ -131,7 +133,15 @@ class NaiveGpuLoop:
 class FastGpuLoop:
     """Resident data, batched augmentation on the device, bf16 autocast, fused Adam."""
 
-    def __init__(self, points, labels, args, device, compile_mode: str | None) -> None:
+    def __init__(
+        self,
+        points,
+        labels,
+        args,
+        device,
+        compile_mode: str | None,
+        fused: bool = False,
+    ) -> None:
         self.device = device
         self.clouds = torch.from_numpy(points).to(device)  # (S, P, C), resident
         self.labels = torch.from_numpy(labels).to(device)
@@ -143,11 +153,14 @@ class FastGpuLoop:
             .train()
         )
         self.model = model
-        self.forward = (
-            model if compile_mode is None else torch.compile(model, mode=compile_mode)
-        )
-        fused = device.type == "cuda"
-        self.opt = torch.optim.Adam(model.parameters(), lr=0.001, fused=fused)
+        if fused:  # fused BN + ReLU + max pool (same maths), eager
+            self.forward = lambda x, return_aux: forward_train(model, x)
+        elif compile_mode is None:
+            self.forward = model
+        else:
+            self.forward = torch.compile(model, mode=compile_mode)
+        fused_adam = device.type == "cuda"
+        self.opt = torch.optim.Adam(model.parameters(), lr=0.001, fused=fused_adam)
         self.amp = device.type == "cuda" or args.smoke_cpu
         self.order = torch.empty(0, dtype=torch.long, device=device)
 
@@ -177,16 +190,19 @@ def bench_training(points, labels, args, device) -> None:
     fns: dict[str, Callable[[], object]] = {}
     naive = NaiveGpuLoop(points, labels, args, device)
     fns["naive loop fp32"] = lambda: [naive.step() for _ in range(args.steps)]
-    modes: list[tuple[str, str | None]] = [("fast eager bf16", None)]
+    modes: list[tuple[str, str | None, bool]] = [
+        ("fast eager bf16", None, False),
+        ("fast eager bf16 forward_train", None, True),
+    ]
     if not args.smoke_cpu:
         modes += [
-            ("fast compiled bf16", "default"),
-            ("fast compiled + CUDA graphs", "reduce-overhead"),
+            ("fast compiled bf16", "default", False),
+            ("fast compiled + CUDA graphs", "reduce-overhead", False),
         ]
-    for name, mode in modes:
+    for name, mode, fused in modes:
 
-        def build(mode=mode):
-            loop = FastGpuLoop(points, labels, args, device, mode)
+        def build(mode=mode, fused=fused):
+            loop = FastGpuLoop(points, labels, args, device, mode, fused)
             return lambda: [loop.step() for _ in range(args.steps)]
 
         fn = _try(name, build, device)

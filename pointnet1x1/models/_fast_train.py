@@ -64,13 +64,19 @@ def _update_running_stats(
         bn.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
 
-def _autocast_bf16() -> bool:
+def _autocast_bf16(device_type: str) -> bool:
+    """Whether autocast to bf16 is on for ``device_type`` (the wide conv then runs in bf16)."""
     try:
-        return torch.is_autocast_enabled("cpu") and (
-            torch.get_autocast_dtype("cpu") == torch.bfloat16
+        return torch.is_autocast_enabled(device_type) and (
+            torch.get_autocast_dtype(device_type) == torch.bfloat16
         )
     except (TypeError, AttributeError):  # torch < 2.4
-        return bool(torch.is_autocast_cpu_enabled())
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return (
+            torch.is_autocast_enabled()
+            and torch.get_autocast_gpu_dtype() == torch.bfloat16
+        )
 
 
 class _ConvBatchNormReluMax(torch.autograd.Function):
@@ -97,7 +103,7 @@ class _ConvBatchNormReluMax(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         b, k, n = h.shape
         count = b * n
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(h.device.type, enabled=False):
             low = torch.bfloat16 if bf16 else h.dtype
             z = F.conv1d(h.to(low), weight.to(low).unsqueeze(2))  # (B, C, N)
             h32 = h.float()
@@ -133,7 +139,7 @@ class _ConvBatchNormReluMax(torch.autograd.Function):
         h, weight, gamma, index, extreme, mean, invstd, out, mu, cov = ctx.saved_tensors  # type: ignore[attr-defined]
         b, k, n = h.shape
         count = b * n
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(h.device.type, enabled=False):
             h32 = h.float()
             g = grad_out.float() * (out > 0)  # through the ReLU, (B, C)
             grad_beta = g.sum(dim=0)
@@ -172,7 +178,7 @@ def _conv_bn_relu_max(h: Tensor, conv: nn.Conv1d, bn: nn.BatchNorm1d) -> Tensor:
     """``max_n relu(bn(conv(h)))`` of shape ``(B, C_out)`` without the dense tensors."""
     weight = conv.weight.view(conv.out_channels, conv.in_channels)
     out, mean, var = _ConvBatchNormReluMax.apply(
-        h, weight, bn.weight, bn.bias, bn.eps, _autocast_bf16()
+        h, weight, bn.weight, bn.bias, bn.eps, _autocast_bf16(h.device.type)
     )
     # The conv bias cancels in the batch norm; it only enters the running mean.
     bias = conv.bias.detach() if conv.bias is not None else 0.0
