@@ -275,10 +275,19 @@ def main() -> int:
     if args.accuracy_epochs > 0:
         test_pts, test_lab = load_modelnet_subset("test", COMPLETE_CLASSES, args.points)
         test_pts = np.ascontiguousarray(test_pts[:, :, :channels])
-        print(f"\naccuracy after {args.accuracy_epochs} epochs (same init and seed):")
-        kinds = [("fp32", False)] + ([("bf16 autocast", True)] if native else [])
-        for name, bf16 in kinds:
-            loop = FastLoop(train_pts, train_lab, args, bf16=bf16, seed=1)
+        print(
+            f"\naccuracy after {args.accuracy_epochs} epochs "
+            f"(same init and seed {args.seed}):"
+        )
+        kinds = [("fp32", False, True)]
+        if native:
+            kinds.append(("bf16 autocast", True, True))
+            if args.accuracy_plain_bf16:
+                kinds.append(("bf16 autocast, model(x) forward", True, False))
+        for name, bf16, fused in kinds:
+            loop = FastLoop(
+                train_pts, train_lab, args, bf16=bf16, seed=args.seed, fused=fused
+            )
             t0 = time.perf_counter()
             loop.epochs(args.accuracy_epochs)
             acc = loop.accuracy(test_pts, test_lab)
