@@ -175,6 +175,10 @@ def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
+    if cfg.sync_bn and info.enabled and device.type != "cuda":
+        raise ValueError(
+            "--sync-bn needs CUDA (SyncBatchNorm does not run on CPU); drop it"
+        )
     D.setup(info, device)
     threads = torch.get_num_threads()
     if cfg.threads:

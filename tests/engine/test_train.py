@@ -146,3 +146,10 @@ def test_user_mistakes_are_one_line_errors(tiny_data, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="CUDA is not available"):
         train(data=str(tiny_data), device="cuda", out=str(tmp_path / "d"))
     assert not (tmp_path / "d").exists()
+
+
+def test_sync_bn_on_cpu_is_refused_before_starting(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
+        train(data=str(tiny_data), sync_bn=True, device="cpu", out=str(tmp_path / "r"))
