@@ -231,6 +231,12 @@ def main() -> int:
     parser.add_argument(
         "--save", help="write the fp32-trained model here (.safetensors)"
     )
+    parser.add_argument("--seed", type=int, default=1, help="of the accuracy runs")
+    parser.add_argument(
+        "--accuracy-plain-bf16",
+        action="store_true",
+        help="also train bf16 autocast through model(x) (not forward_train)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
