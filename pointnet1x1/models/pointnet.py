@@ -17,7 +17,7 @@ them ("vanilla") about 0.8M.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -71,6 +71,15 @@ def _apply_transform_ragged(x: Tensor, transform: Tensor, batch: Tensor) -> Tens
     dense[cloud, slot] = x[order]
     moved = torch.bmm(dense, transform)[cloud, slot]  # (M, k), sorted by cloud
     return torch.empty_like(moved).index_copy_(0, order, moved)
+
+
+def _align_input(x: Tensor, rotate: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply the input T-Net: rotate xyz, and the normals (channels 3:6) when there
+    are 6 or more channels; other channels pass unchanged. Works on ``(B, C, N)``
+    and on flat ``(M, C)`` points alike (channels are dim 1 in both)."""
+    if x.shape[1] >= 6:
+        return torch.cat([rotate(x[:, :3]), rotate(x[:, 3:6]), x[:, 6:]], dim=1)
+    return torch.cat([rotate(x[:, :3]), x[:, 3:]], dim=1)
 
 
 def _graph_inputs(data: Any, in_channels: int) -> tuple[Tensor, Tensor, int]:
@@ -165,11 +174,7 @@ class PointNetEncoder(nn.Module):
         t_in = t_feat = None
         if self.input_tnet is not None:
             t_in = self.input_tnet(x, mask)  # (B, 3, 3)
-            xyz = _apply_transform(x[:, :3], t_in)
-            rest = [x[:, 3:6]] if self.in_channels >= 6 else []
-            if rest:  # normals rotate with the points
-                rest[0] = _apply_transform(rest[0], t_in)
-            x = torch.cat([xyz, *rest, x[:, 6:]], dim=1)
+            x = _align_input(x, lambda part: _apply_transform(part, t_in))
         local = self.mlp1(x)  # (B, 64, N)
         if self.feature_tnet is not None:
             t_feat = self.feature_tnet(local, mask)  # (B, 64, 64)
@@ -189,10 +194,7 @@ class PointNetEncoder(nn.Module):
         t_in = t_feat = None
         if self.input_tnet is not None:
             t_in = self.input_tnet(x, batch=batch, num_clouds=size)  # (B, 3, 3)
-            parts = [_apply_transform_ragged(x[:, :3], t_in, batch)]
-            if self.in_channels >= 6:  # normals rotate with the points
-                parts.append(_apply_transform_ragged(x[:, 3:6], t_in, batch))
-            x = torch.cat([*parts, x[:, 6:]], dim=1)
+            x = _align_input(x, lambda part: _apply_transform_ragged(part, t_in, batch))
         local = self.mlp1(x)  # (M, 64)
         if self.feature_tnet is not None:
             t_feat = self.feature_tnet(local, batch=batch, num_clouds=size)
@@ -405,10 +407,7 @@ class PointNetSegmenter(nn.Module):
         one_hot = self._one_hot(category, batch, x)
         if self.input_tnet is not None:
             t_in = self.input_tnet(x, mask)
-            parts = [_apply_transform(x[:, :3], t_in)]
-            if self.in_channels >= 6:
-                parts.append(_apply_transform(x[:, 3:6], t_in))
-            x = torch.cat([*parts, x[:, 6:]], dim=1)
+            x = _align_input(x, lambda part: _apply_transform(part, t_in))
         features: list[Tensor] = []
         h = x
         for i, mlp in enumerate(self.local_mlps):

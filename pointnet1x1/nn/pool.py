@@ -46,12 +46,14 @@ def global_max_pool(
         raise ValueError(
             f"global_max_pool expects x of shape (B, C, N), got {tuple(x.shape)}"
         )
+    # max(...).values, not amax: its backward is a cheap scatter to the argmax
+    # instead of a dense (B, C, N) mask, and PointNet pools 1024 x N activations.
     if mask is None:
-        return x.amax(dim=2)
+        return x.max(dim=2).values
     if mask.shape != (x.shape[0], x.shape[2]):
         raise ValueError(
             f"mask must have shape (B, N) = {(x.shape[0], x.shape[2])}, "
             f"got {tuple(mask.shape)}"
         )
     fill = torch.finfo(x.dtype).min
-    return x.masked_fill(~mask.bool().unsqueeze(1), fill).amax(dim=2)
+    return x.masked_fill(~mask.bool().unsqueeze(1), fill).max(dim=2).values

@@ -151,3 +151,22 @@ def test_registry():
         ValueError, match="unknown model 'nope'; choose one of: .*pointnet"
     ):
         create_model("nope")
+
+
+@pytest.mark.parametrize("channels", [4, 5, 7])
+def test_extra_feature_channels_reach_the_network(channels):
+    torch.manual_seed(5)
+    model = PointNetClassifier(num_classes=3, in_channels=channels).eval()
+    x = torch.randn(2, channels, 32)
+    assert model(x).shape == (2, 3)
+    changed = x.clone()
+    changed[:, channels - 1] += 3.0  # the last feature channel is not dropped
+    assert (model(changed) - model(x)).abs().max() > 1e-6
+
+
+def test_max_pool_gradient_goes_to_the_argmax():
+    from pointnet1x1.nn import global_max_pool
+
+    x = torch.tensor([[[1.0, 5.0, 2.0]]], requires_grad=True)
+    global_max_pool(x).sum().backward()
+    assert x.grad.tolist() == [[[0.0, 1.0, 0.0]]]
