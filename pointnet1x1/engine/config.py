@@ -67,7 +67,8 @@ class TrainConfig:
     # --- the model ----------------------------------------------------------------
     model: str | None = None  # registered name (list_models()); paper "pointnet"
     model_kwargs: dict[str, Any] | None = None  # constructor overrides (widths...)
-    dropout: float = 0.3  # FC dropout (paper: keep probability 0.7)
+    dropout: float | None = None  # FC dropout; None = the model's own default
+    #   (PointNet: 0.3, i.e. the paper's keep probability 0.7; PointNet++: 0.5)
 
     # --- optimisation -------------------------------------------------------------
     recipe: str = "auto"  # "auto" (paper with data, fast without), "paper", "fast"
@@ -116,9 +117,12 @@ class TrainConfig:
                 f"recipe must be 'auto', 'paper' or 'fast', got {self.recipe!r}"
             )
         values = dataclasses.asdict(self)
+        recipe_model = RECIPES[recipe]["model"]
         for key, value in RECIPES[recipe].items():
             if key == "model_kwargs":
-                values[key] = {**value, **(self.model_kwargs or {})}
+                # the recipe's widths fit the recipe's model only, not one the user chose
+                mine = values["model"] in (None, recipe_model)
+                values[key] = {**(value if mine else {}), **(self.model_kwargs or {})}
             elif values[key] is None:
                 values[key] = value
         values["recipe"] = recipe
@@ -149,6 +153,8 @@ class TrainConfig:
             raise ValueError(
                 f"threads must be >= 0 (0 = torch's default), got {self.threads}"
             )
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.votes <= 0:
             raise ValueError(f"votes must be positive, got {self.votes}")
         if self.progress not in ("auto", "bar", "log", "none"):

@@ -441,7 +441,7 @@ def _model_kwargs(
         any(p.kind is p.VAR_KEYWORD for p in params.values()) or "dropout" in params
     )
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_channels": in_channels}
-    if accepts:
+    if accepts and cfg.dropout is not None:
         kwargs["dropout"] = cfg.dropout
     kwargs.update(cfg.model_kwargs or {})
     return kwargs

@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 from pointnet1x1.engine.config import (
     RECIPES,
@@ -28,7 +29,13 @@ def test_paper_recipe_when_data_is_given():
         0.5,
         0.01,
     )
-    assert cfg.dropout == pytest.approx(0.3)  # keep probability 0.7
+    # dropout comes from the model's own default: PointNet's 0.3 (keep 0.7)
+    from pointnet1x1.engine.trainer import _model_kwargs
+    from pointnet1x1.models import create_model
+
+    model = create_model(cfg.model, **_model_kwargs(cfg, 40, 3))
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [pytest.approx(0.3)] * 2
     assert (cfg.rotate, cfg.jitter, cfg.jitter_clip, cfg.scale, cfg.shift) == (
         "up", 0.01, 0.05, None, None,
     )  # fmt: skip
@@ -104,3 +111,20 @@ def test_config_errors_name_the_value(tmp_path):
 def test_resolved_config_round_trips_through_a_dict():
     cfg = TrainConfig(data="d", classes=["a"]).resolved()
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_fast_recipe_widths_only_for_its_own_model():
+    from pointnet1x1.engine.trainer import _model_kwargs
+    from pointnet1x1.models import create_model
+
+    default = TrainConfig().resolved()
+    assert default.model_kwargs["mlp2"] == [32, 64, 256]
+    other = TrainConfig(model="pointnet2_ssg").resolved()
+    assert other.model_kwargs == {} and other.dropout is None
+    kwargs = _model_kwargs(other, num_classes=10, in_channels=3)
+    assert "dropout" not in kwargs  # PointNet++ keeps its own 0.5
+    model = create_model("pointnet2_ssg", **kwargs)
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(p == pytest.approx(0.5) for p in drops)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        TrainConfig(dropout=1.5).resolved()
