@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pointnet1x1.engine._atomic import atomic_write, atomic_write_bytes
+from pointnet1x1._atomic import atomic_write, atomic_write_bytes
 from pointnet1x1.engine.checkpoint import make_preprocessing
 from pointnet1x1.engine.predict import Classifier
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
             )
 
-    from pointnet1x1.engine._atomic import atomic_write_text
+    from pointnet1x1._atomic import atomic_write_text
     from pointnet1x1.engine.evaluate import evaluate_checkpoint
     from pointnet1x1.engine.metrics import ClassificationMetrics, format_table
 

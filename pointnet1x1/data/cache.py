@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from pointnet1x1 import __version__
+from pointnet1x1._atomic import atomic_write, atomic_write_bytes
 
 __all__ = [
-    "atomic_write_bytes",
     "cache_folder",
     "load_cached",
     "parallel_map",
@@ -75,20 +74,6 @@ def cache_folder(root: Path, cache_dir: str | os.PathLike[str] | None = None) ->
             folder = user_cache_dir() / "prepared" / f"{root.resolve().name}-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sources_digest(files: Sequence[Path]) -> dict[str, Any]:
@@ -143,11 +128,11 @@ def save_cached(
     stem = folder / f"{setting.get('split', 'data')}-{_key(setting)}"
     manifest = _manifest(setting, sources, array.shape)
     stem.with_suffix(".json").unlink(missing_ok=True)
-    atomic_write_bytes(
+    atomic_write(
         stem.with_suffix(".npy"), lambda f: np.save(f, array, allow_pickle=False)
     )
     text = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    atomic_write_bytes(stem.with_suffix(".json"), lambda f: f.write(text))
+    atomic_write_bytes(stem.with_suffix(".json"), text)
     return stem.with_suffix(".npy")
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pointnet1x1._atomic import atomic_write_json
 from pointnet1x1.engine import distributed as D
-from pointnet1x1.engine._atomic import atomic_write_json
 from pointnet1x1.engine._data import ClassificationData
 from pointnet1x1.engine.checkpoint import _versions, load_model_checkpoint
 from pointnet1x1.engine.config import TrainConfig

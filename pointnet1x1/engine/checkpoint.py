@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from pointnet1x1.engine._atomic import atomic_write, atomic_write_bytes
+from pointnet1x1._atomic import atomic_write, atomic_write_bytes
 
 FORMAT_NAME = "pointnet1x1.checkpoint"
 FORMAT_VERSION = 1

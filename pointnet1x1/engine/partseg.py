@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pointnet1x1._atomic import atomic_write, atomic_write_json
 from pointnet1x1.data.shapenetpart import (
     CATEGORIES,
     NUM_PARTS,
@@ -35,7 +36,6 @@ from pointnet1x1.data.shapenetpart import (
     ShapeNetPart,
     collate_parts,
 )
-from pointnet1x1.engine._atomic import atomic_write, atomic_write_json
 
 __all__ = [
     "PartSegConfig",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pointnet1x1.engine._atomic import atomic_savefig
+from pointnet1x1._atomic import atomic_savefig
 
 # (elevation, azimuth) of the views of each cloud; matplotlib's z is vertical.
 VIEWS: tuple[tuple[float, float], ...] = ((20, -60), (20, 30), (90, -90))

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pointnet1x1._atomic import atomic_write_json, atomic_write_text
 from pointnet1x1.engine import distributed as D
-from pointnet1x1.engine._atomic import atomic_write_json, atomic_write_text
 from pointnet1x1.engine._data import ClassificationData
 from pointnet1x1.engine.checkpoint import (
     build_metadata,

@@ -18,7 +18,7 @@ from tokenize import TokenError
 
 import numpy as np
 
-from pointnet1x1.io._atomic import atomic_open
+from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
 
 _POINT_KEYS = ("points", "xyz", "pos")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointnet1x1.io._atomic import atomic_open
+from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns
 from pointnet1x1.io._lzf import lzf_decompress
 from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pointnet1x1.io._atomic import atomic_open
+from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns
 from pointnet1x1.io._polygons import fan_triangulate, uniform_faces
 from pointnet1x1.io.cloud import (

@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from pointnet1x1.io._atomic import atomic_open
+from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns, colors_to_unit
 from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
 
