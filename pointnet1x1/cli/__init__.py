@@ -20,13 +20,22 @@ from pointnet1x1 import __version__
 
 # subcommand -> (module, one-line help). Only modules that exist are listed.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("pointnet1x1.cli._train", "train a classifier (default: the embedded dataset)"),
-    "eval": ("pointnet1x1.cli._eval", "whole-set accuracy of a checkpoint on its test split"),
-    "classify": ("pointnet1x1.cli._classify", "classify point-cloud files with a checkpoint"),
+    "train": (
+        "pointnet1x1.cli._train",
+        "train a model (default: the embedded dataset)",
+    ),
+    "eval": (
+        "pointnet1x1.cli._eval",
+        "whole-set accuracy of a checkpoint on its test split",
+    ),
+    "classify": (
+        "pointnet1x1.cli._classify",
+        "classify point-cloud files with a checkpoint",
+    ),
     "show": ("pointnet1x1.cli._show", "draw point clouds to a PNG (headless)"),
+    "data": ("pointnet1x1.cli._data", "download, prepare and inspect datasets"),
     "export": ("pointnet1x1.cli._export", "export a checkpoint to ONNX or TorchScript"),
     "convert": ("pointnet1x1.cli._convert", "convert fxia22 / yanx27 PointNet weights"),
-    "data": ("pointnet1x1.cli._data", "download, prepare and inspect datasets (ModelNet, default)"),
 }
 
 
@@ -39,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pointnet1x1",
         description="PointNet on point clouds, built from 1x1 convolutions.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in _COMMANDS.items():
         module = importlib.import_module(module_name)
