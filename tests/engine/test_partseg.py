@@ -180,3 +180,40 @@ def test_write_part_labels_formats(tmp_path):
         write_part_labels(tmp_path / "a.obj", points, labels)
     with pytest.raises(ValueError, match=r"labels \(N,\)"):
         write_part_labels(tmp_path / "b.npy", points, labels[:3])
+
+
+def test_classify_with_a_segmentation_checkpoint_writes_part_labels(
+    tmp_path, shared_data, capsys
+):
+    from pointnet1x1.cli import main
+    from pointnet1x1.engine.checkpoint import make_preprocessing, save_model_checkpoint
+
+    torch.manual_seed(0)
+    kwargs = {"mlp1": [8, 8], "mlp2": [16], "seg_mlp": [8]}
+    model = create_model("pointnet_partseg", **kwargs).eval()
+    ckpt = save_model_checkpoint(
+        tmp_path / "seg.safetensors",
+        model,
+        model_name="pointnet_partseg",
+        model_kwargs=kwargs,
+        class_names=[f"part{i}" for i in range(50)],
+        preprocessing=make_preprocessing(256),
+        extra={"task": "partseg", "category_names": list(CATEGORIES)},
+    )
+    bunny = shared_data / "clouds" / "PointCloudLibrary_pcl__bunny.pcd"  # 397 points
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("not numbers\n")
+    out = tmp_path / "parts"
+    argv = ["classify", str(ckpt), str(bunny), str(bad), "--parts-dir", str(out)]
+    assert main([*argv, "--category", "Mug"]) == 1  # the bad file, the rest done
+    captured = capsys.readouterr()
+    assert "bad.xyz" in captured.err and "bunny" not in captured.err
+    vertex = PlyData.read(str(out / "PointCloudLibrary_pcl__bunny.parts.ply"))["vertex"]
+    assert len(vertex["label"]) == 397  # every point of the file gets a label
+    assert set(vertex["label"].tolist()) <= set(SEG_CLASSES["Mug"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary[0]["num_points"] == 397 and summary[0]["category"] == "Mug"
+    assert sum(summary[0]["parts"].values()) == 397
+    # a segmenter without --category: one line, exit code 2
+    assert main(["classify", str(ckpt), str(bunny)]) == 2
+    assert "pass --category" in capsys.readouterr().err
