@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -48,6 +48,9 @@ class Source:
         size: Exact size in bytes when known, else None.
         sha256: Hex digest when known, else None.
         approx_size: Human-readable size as published, for messages.
+        member_md5: Known md5 digests of files inside the archive (paths below
+            ``folder``), checked after extraction, before the folder is renamed
+            into place.
     """
 
     url: str
@@ -56,6 +59,7 @@ class Source:
     size: int | None = None
     sha256: str | None = None
     approx_size: str = "unknown"
+    member_md5: dict[str, str] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
@@ -77,8 +81,41 @@ SOURCES: dict[tuple[str, str], Source] = {
     ("modelnet40", "hdf5"): Source(
         "https://shapenet.cs.stanford.edu/media/modelnet40_ply_hdf5_2048.zip",
         "modelnet40_ply_hdf5_2048", "hdf5", approx_size="416 MB (as stated by PointNet)",
+        # md5 of the extracted files, as published by several public loaders of this
+        # archive (torchvision-style ModelNet40 datasets), identical in each
+        member_md5={
+            "ply_data_train0.h5": "3176385ffc31a7b6b5af22191fd920d1",
+            "ply_data_train1.h5": "e3f613fb500559403b34925112754dc4",
+            "ply_data_train2.h5": "0c56e233a090ff87c3049d4ce08e7d8b",
+            "ply_data_train3.h5": "9d2af465adfa33a3285c369f3ca66c45",
+            "ply_data_train4.h5": "dff38de489b2c41bfaeded86c2208984",
+            "ply_data_test0.h5": "e9732e6d83b09e79e9a7617df058adee",
+            "ply_data_test1.h5": "aba4b12a67c34391cc3c015a6f08ed4b",
+        },
     ),
 }  # fmt: skip
+
+
+def _md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_members(folder: Path, member_md5: dict[str, str], archive: Path) -> None:
+    """Raise if a file with a known md5 is absent or differs (before the rename)."""
+    for name, expected in member_md5.items():
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"{archive}: {name} is missing from the archive")
+        got = _md5sum(path)
+        if got != expected:
+            raise ValueError(
+                f"{archive}: {name} md5 mismatch, expected {expected}, got {got}; "
+                "delete the archive and download again"
+            )
 
 
 def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
@@ -182,12 +219,15 @@ def prepare_from_zip(
     root: str | os.PathLike[str],
     *,
     sha256: str | None = None,
+    member_md5: dict[str, str] | None = None,
     progress: bool = True,
 ) -> Path:
     """Verify and unpack a ModelNet archive under ``root``; returns the dataset root.
 
     The archive's top folder (e.g. ``ModelNet40``) becomes ``<root>/<folder>``; an
     archive without a single top folder is unpacked into ``<root>/<zip stem>``.
+    Files with a known md5 (``member_md5``, by default those of the published
+    archive of the same name in :data:`SOURCES`) are checked before the rename.
     """
     zip_path, root = Path(zip_path), Path(root).expanduser()
     if not zip_path.is_file():
@@ -230,6 +270,12 @@ def prepare_from_zip(
             for name in tqdm(members, desc=f"extracting {zip_path.name}", unit="file",
                              disable=not progress or None, leave=False):  # fmt: skip
                 archive.extract(name, tmp if single else tmp / folder)
+            if member_md5 is None:
+                known = [
+                    src for src in SOURCES.values() if src.filename == zip_path.name
+                ]
+                member_md5 = known[0].member_md5 if known else {}
+            _check_members(tmp / folder, member_md5, zip_path)
             os.replace(tmp / folder, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -231,3 +231,24 @@ def test_cli_download_prepare_info(server, tmp_path, capsys):
     assert "error: <urlopen error" in capsys.readouterr().err
     assert main(["data", "prepare"]) == 2
     assert "either --from-zip FILE or a dataset ROOT" in capsys.readouterr().err
+
+
+def test_known_member_md5_of_the_hdf5_archive_is_checked_before_the_rename(tmp_path):
+    # an archive named like the published one but with a different train0 file
+    zpath = tmp_path / "modelnet40_ply_hdf5_2048.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr("modelnet40_ply_hdf5_2048/ply_data_train0.h5", b"not the real file")
+        z.writestr("modelnet40_ply_hdf5_2048/shape_names.txt", "airplane\n")
+    out = tmp_path / "data"
+    with pytest.raises(
+        ValueError, match="ply_data_train0.h5 md5 mismatch, expected 3176385f"
+    ):
+        prepare_from_zip(zpath, out, progress=False)
+    assert not (out / "modelnet40_ply_hdf5_2048").exists()
+    assert list(out.iterdir()) == []  # not even a temporary folder
+    # the same bytes with their own md5 as the known one pass
+    digest = hashlib.md5(b"not the real file").hexdigest()
+    root = prepare_from_zip(
+        zpath, out, member_md5={"ply_data_train0.h5": digest}, progress=False
+    )
+    assert (root / "ply_data_train0.h5").read_bytes() == b"not the real file"
