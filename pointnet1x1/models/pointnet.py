@@ -310,6 +310,36 @@ class PointNetClassifier(nn.Module):
         )
 
 
+def category_one_hot(
+    category: Tensor | None, num_categories: int, batch: int, ref: Tensor, name: str
+) -> Tensor | None:
+    """The object category of each cloud as a one-hot ``(B, num_categories)`` in the
+    dtype of ``ref`` (``None`` when the model takes no category).
+
+    Args:
+        category: Long tensor ``(B,)`` of indices, or a one-hot ``(B, C)``.
+        num_categories: Number of categories (0: the model takes none).
+        batch: Number of clouds ``B``.
+        ref: Tensor whose dtype the result takes.
+        name: The model's name, for error messages.
+    """
+    if num_categories == 0:
+        return None
+    if category is None:
+        raise ValueError(
+            f"{name} with num_categories={num_categories} needs the object "
+            "category: pass category of shape (B,) or (B, C)"
+        )
+    if category.dim() == 1:
+        category = nn.functional.one_hot(category.long(), num_categories)
+    if category.shape != (batch, num_categories):
+        raise ValueError(
+            f"expected category of shape ({batch},) or ({batch}, {num_categories}), "
+            f"got {tuple(category.shape)}"
+        )
+    return category.to(ref.dtype)
+
+
 class PointNetSegmenter(nn.Module):
     """PointNet part segmentation network, as in the authors' ``pointnet_part_seg.py``.
 
@@ -375,25 +405,6 @@ class PointNetSegmenter(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.seg_out = nn.Conv1d(seg_mlp[-1], num_parts, kernel_size=1)
 
-    def _one_hot(
-        self, category: Tensor | None, batch: int, ref: Tensor
-    ) -> Tensor | None:
-        if self.num_categories == 0:
-            return None
-        if category is None:
-            raise ValueError(
-                f"{type(self).__name__} with num_categories={self.num_categories} "
-                "needs the object category: pass category of shape (B,) or (B, C)"
-            )
-        if category.dim() == 1:
-            category = nn.functional.one_hot(category.long(), self.num_categories)
-        if category.shape != (batch, self.num_categories):
-            raise ValueError(
-                f"expected category of shape ({batch},) or ({batch}, "
-                f"{self.num_categories}), got {tuple(category.shape)}"
-            )
-        return category.to(ref.dtype)
-
     def forward(
         self,
         x: Tensor,
@@ -404,7 +415,9 @@ class PointNetSegmenter(nn.Module):
     ) -> Tensor | tuple[Tensor, Tensor]:
         _check_points(x, self.in_channels, type(self).__name__)
         batch, _, num_points = x.shape
-        one_hot = self._one_hot(category, batch, x)
+        one_hot = category_one_hot(
+            category, self.num_categories, batch, x, type(self).__name__
+        )
         if self.input_tnet is not None:
             t_in = self.input_tnet(x, mask)
             x = _align_input(x, lambda part: _apply_transform(part, t_in))

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pointnet1x1.models.pointnet import category_one_hot
 from pointnet1x1.nn import (
     SharedMLP,
     SharedMLP2d,
@@ -312,25 +313,6 @@ class PointNet2Segmenter(nn.Module):
         self.head = SharedMLP([128, 128], bias=bias, dropout=dropout)
         self.seg_out = nn.Conv1d(128, num_parts, kernel_size=1)
 
-    def _one_hot(
-        self, category: Tensor | None, batch: int, ref: Tensor
-    ) -> Tensor | None:
-        if self.num_categories == 0:
-            return None
-        if category is None:
-            raise ValueError(
-                f"{type(self).__name__} with num_categories={self.num_categories} "
-                "needs the object category: pass category of shape (B,) or (B, C)"
-            )
-        if category.dim() == 1:
-            category = nn.functional.one_hot(category.long(), self.num_categories)
-        if category.shape != (batch, self.num_categories):
-            raise ValueError(
-                f"expected category of shape ({batch},) or ({batch}, "
-                f"{self.num_categories}), got {tuple(category.shape)}"
-            )
-        return category.to(ref.dtype)
-
     def forward(
         self,
         x: Tensor,
@@ -342,7 +324,9 @@ class PointNet2Segmenter(nn.Module):
         xyz, features = _split_input(x, self.in_channels, type(self).__name__)
         if mask is not None and not bool(mask.all()):
             raise ValueError(f"{type(self).__name__} does not take padded clouds")
-        one_hot = self._one_hot(category, x.shape[0], x)
+        one_hot = category_one_hot(
+            category, self.num_categories, x.shape[0], x, type(self).__name__
+        )
         levels_xyz, levels = [xyz], [features]
         for sa in self.sa:
             xyz, features = sa(xyz, features)
