@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "PointNetEncoder": "pointnet1x1.models",
     "PointNetClassifier": "pointnet1x1.models",
     "PointNetSegmenter": "pointnet1x1.models",
+    "PointNet2Classifier": "pointnet1x1.models",
+    "PointNet2Segmenter": "pointnet1x1.models",
     "create_model": "pointnet1x1.models",
     "list_models": "pointnet1x1.models",
     "register_model": "pointnet1x1.models",
@@ -39,6 +41,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # explicit re-exports for type checkers and IDEs
+    from pointnet1x1.engine import Classifier as Classifier
+    from pointnet1x1.engine import TrainConfig as TrainConfig
+    from pointnet1x1.engine import evaluate_checkpoint as evaluate_checkpoint
+    from pointnet1x1.engine import train as train
+    from pointnet1x1.models import PointNet2Classifier as PointNet2Classifier
+    from pointnet1x1.models import PointNet2Segmenter as PointNet2Segmenter
     from pointnet1x1.models import PointNetClassifier as PointNetClassifier
     from pointnet1x1.models import PointNetEncoder as PointNetEncoder
     from pointnet1x1.models import PointNetSegmenter as PointNetSegmenter
