@@ -323,9 +323,9 @@ def missing_message(
     few = ", ".join(str(p.relative_to(listing.root)) for p in listing.missing[:3])
     usable = complete_classes(root, modelnet10=modelnet10) if classes is None else []
     hint = (
-        f"pass classes=[...] to use a subset whose files are complete ({', '.join(usable)})"
+        f"pass classes=[...] (CLI: --classes NAME ...) to use a subset whose files are complete ({', '.join(usable)})"
         if usable
-        else "pass classes=[...] to use a subset whose files are complete"
+        else "pass classes=[...] (CLI: --classes NAME ...) to use a subset whose files are complete"
     )
     if not modelnet10 and sorted(usable) == sorted(MODELNET10_CLASSES):
         hint = "pass modelnet10=True (this is ModelNet10)"
