@@ -67,6 +67,24 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - t, out
 
 
+def _time_preparation(listing, tmp: str, workers: int) -> tuple[float, float, float]:
+    """Seconds to prepare ``listing`` on 1 process, on ``workers``, then from cache."""
+    t_serial, _ = _timed(
+        load_split, listing, cache_dir=Path(tmp) / "serial", progress=False, workers=1
+    )
+    t_par, _ = _timed(
+        load_split,
+        listing,
+        cache_dir=Path(tmp) / "parallel",
+        progress=False,
+        workers=workers,
+    )
+    t_cached, _ = _timed(
+        load_split, listing, cache_dir=Path(tmp) / "parallel", progress=False
+    )
+    return t_serial, t_par, t_cached
+
+
 def bench_off(repeat: int, workers: int) -> None:
     from pointnet1x1.data.modelnet import _prepare_off
 
@@ -97,19 +115,7 @@ def bench_off(repeat: int, workers: int) -> None:
         n = len(listing.files)
         total_bytes = sizes.sum() * repeat
         t_naive = sum(naive) * repeat
-        t_serial, _ = _timed(
-            load_split, listing, cache_dir=Path(tmp) / "c1", progress=False, workers=1
-        )
-        t_par, _ = _timed(
-            load_split,
-            listing,
-            cache_dir=Path(tmp) / "c2",
-            progress=False,
-            workers=workers,
-        )
-        t_cached, _ = _timed(
-            load_split, listing, cache_dir=Path(tmp) / "c2", progress=False
-        )
+        t_serial, t_par, t_cached = _time_preparation(listing, tmp, workers)
     speedup = t_serial / t_par
     print(f"  {n} meshes ({total_bytes / 1e6:.0f} MB): naive loop {n / t_naive:.0f} meshes/s "
           f"(sum of per-file times), ours 1 process {n / t_serial:.0f} meshes/s, "
@@ -137,19 +143,7 @@ def bench_text(workers: int) -> None:
         lambda: [np.loadtxt(p, delimiter=",", dtype=np.float32) for p in files]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        t_serial, _ = _timed(
-            load_split, listing, cache_dir=Path(tmp) / "a", progress=False, workers=1
-        )
-        t_par, _ = _timed(
-            load_split,
-            listing,
-            cache_dir=Path(tmp) / "b",
-            progress=False,
-            workers=workers,
-        )
-        t_cached, _ = _timed(
-            load_split, listing, cache_dir=Path(tmp) / "b", progress=False
-        )
+        t_serial, t_par, t_cached = _time_preparation(listing, tmp, workers)
     print(f"text layout: {n} files of 2,048 rows: naive np.loadtxt loop {n / t_naive:.0f} shapes/s, "
           f"ours 1 process {n / t_serial:.0f} shapes/s, ours {workers} workers {n / t_par:.0f} "
           f"shapes/s; from cache {n / t_cached:.0f} shapes/s")  # fmt: skip
