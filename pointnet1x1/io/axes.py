@@ -32,6 +32,8 @@ __all__ = [
     "UP_AXES",
     "check_up_axis",
     "convert_up_axis",
+    "rotate_points",
+    "rotation_about_axis",
     "up_axis_index",
     "up_axis_permutation",
 ]
@@ -41,6 +43,8 @@ MODEL_UP_AXIS = "z"  # models trained by pointnet1x1 (checkpoints record it)
 FILE_UP_AXIS = "z"  # assumed for files handed to classify/show: meshes, scans
 
 ArrayT = TypeVar("ArrayT")
+# rotation about an axis acts in the plane of the two other axes, right-handed
+_PLANE = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}
 
 
 def check_up_axis(axis: str, what: str = "up axis") -> str:
@@ -112,3 +116,54 @@ def _take(values: Any, index: list[int], dim: int) -> Any:
     import numpy as np
 
     return np.take(values, index, axis=dim)
+
+
+def rotation_about_axis(angle: Any, axis: str) -> Any:
+    """Right-handed rotation matrices by ``angle`` radians about ``axis``.
+
+    Args:
+        angle: A float, a numpy array or a torch tensor of angles, any shape ``S``.
+        axis: ``"x"``, ``"y"`` or ``"z"``.
+
+    Returns:
+        Matrices of shape ``S + (3, 3)``: float64 numpy for a float or an array,
+        a tensor of ``angle``'s dtype and device for a tensor. Apply as
+        ``xyz @ R.T`` (points-major) or ``R @ x`` (channels-first ``(3, N)``).
+    """
+    i, j = _PLANE[check_up_axis(axis)]
+    c: Any
+    s: Any
+    rot: Any
+    if hasattr(angle, "index_select"):
+        import torch
+
+        c, s = torch.cos(angle), torch.sin(angle)
+        rot = torch.zeros((*angle.shape, 3, 3), dtype=angle.dtype, device=angle.device)
+    else:
+        import numpy as np
+
+        a = np.asarray(angle, dtype=np.float64)
+        c, s = np.cos(a), np.sin(a)
+        rot = np.zeros((*a.shape, 3, 3))
+    k = 3 - i - j  # the axis itself
+    rot[..., k, k] = 1.0
+    rot[..., i, i], rot[..., i, j], rot[..., j, i], rot[..., j, j] = c, -s, s, c
+    return rot
+
+
+def rotate_points(points: ArrayT, rot: Any, *, triples: int | None = None) -> ArrayT:
+    """Rotate points-major ``(..., N, 3 + F)`` points and their normals by ``rot``.
+
+    ``rot`` is ``(3, 3)`` or batched ``(..., 3, 3)`` (numpy with numpy, torch with
+    torch). ``triples`` is how many leading 3-channel groups turn (default: 2,
+    xyz and normals, when there are at least 6 channels, else 1). Returns a copy.
+    """
+    channels = int(points.shape[-1])  # type: ignore[attr-defined]
+    if triples is None:
+        triples = 2 if channels >= 6 else 1
+    out = points.copy() if hasattr(points, "copy") else points.clone()  # type: ignore[attr-defined]
+    rot_t = rot.swapaxes(-1, -2) if hasattr(rot, "swapaxes") else rot.transpose(-1, -2)
+    for t in range(triples):
+        block = points[..., 3 * t : 3 * t + 3]  # type: ignore[index]
+        out[..., 3 * t : 3 * t + 3] = block @ rot_t  # type: ignore[index]
+    return out

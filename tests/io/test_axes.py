@@ -8,6 +8,8 @@ import torch
 
 from pointnet1x1.io.axes import (
     convert_up_axis,
+    rotate_points,
+    rotation_about_axis,
     up_axis_index,
     up_axis_permutation,
 )
@@ -81,3 +83,35 @@ def test_swap_is_what_the_real_layouts_differ_by(shared_data):
     # the two samplings differ, so not 0; the rotation is the mirror image
     assert converted < 0.06
     assert rotated > 2 * converted
+
+
+def test_rotation_about_each_axis_moves_the_next_axis_onto_the_one_after():
+    # right-handed: a quarter turn about z takes x to y, about x takes y to z, ...
+    for axis, src, dst in (("z", 0, 1), ("x", 1, 2), ("y", 2, 0)):
+        rot = rotation_about_axis(np.pi / 2, axis)
+        e = np.zeros(3)
+        e[src] = 1.0
+        expected = np.zeros(3)
+        expected[dst] = 1.0
+        np.testing.assert_allclose(rot @ e, expected, atol=1e-12)
+        np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+
+
+def test_rotation_torch_batched_equals_numpy():
+    angles = torch.tensor([0.1, 1.0, -2.5], dtype=torch.float64)
+    rot_t = rotation_about_axis(angles, "y")
+    for k, a in enumerate(angles.tolist()):
+        np.testing.assert_allclose(rot_t[k].numpy(), rotation_about_axis(a, "y"))
+
+
+def test_rotate_points_turns_normals_and_keeps_features():
+    rng = np.random.default_rng(0)
+    pts = rng.standard_normal((5, 7))
+    rot = rotation_about_axis(0.7, "z")
+    out = rotate_points(pts, rot)
+    np.testing.assert_allclose(out[:, :3], pts[:, :3] @ rot.T)
+    np.testing.assert_allclose(out[:, 3:6], pts[:, 3:6] @ rot.T)
+    np.testing.assert_array_equal(out[:, 6:], pts[:, 6:])
+    xt = torch.from_numpy(pts).unsqueeze(0).repeat(2, 1, 1)
+    rt = torch.from_numpy(rot).unsqueeze(0).repeat(2, 1, 1)
+    np.testing.assert_allclose(rotate_points(xt, rt)[1].numpy(), out)
