@@ -40,12 +40,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from pointnet1x1.models._fast_train_ops import (
+    LinearBatchNormRelu,
+    LinearBatchNormReluMax,
+    NarrowLinear,
+)
 from pointnet1x1.models.pointnet import PointNetClassifier
 from pointnet1x1.nn import SharedMLP, TNet, orthogonality_loss
-
-# Rows of z computed at once on a CPU: 2 clouds x 1024 points x 1024 channels x
-# 4 bytes = 8 MB, inside the L3 cache; on a GPU the whole batch at once.
-_CPU_ROWS = 2048
 
 
 def _layers_of(mlp: SharedMLP) -> list[nn.Module]:
@@ -67,47 +68,59 @@ def _fusable_tail(layers: list[nn.Module]) -> bool:
     )
 
 
-class _NarrowLinear(torch.autograd.Function):
-    """``F.linear`` for a few input channels (xyz), with a weight gradient that is
-    ``(x^T g)^T``: MKL computes ``g^T x`` with 3 output columns ~9x slower."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x: Tensor,
-        weight: Tensor,
-        bias: Tensor | None,
-    ) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None  # type: ignore[attr-defined]
-        return F.linear(x, weight, bias)
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
-    ) -> tuple[Tensor | None, ...]:
-        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
-        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
-        grad = grad.to(weight.dtype)  # bf16 under autocast
-        grad_x = (grad @ weight).to(x.dtype) if needs[0] else None
-        grad_w = torch.mm(x.t().to(grad.dtype), grad).t() if needs[1] else None
-        has_bias = ctx.has_bias  # type: ignore[attr-defined]
-        grad_b = grad.sum(dim=0) if has_bias and needs[2] else None
-        return grad_x, grad_w, grad_b
+def _widens(conv: nn.Module) -> bool:
+    """Fuse a block only where it at least doubles the width (3 -> 64, 64 -> 128):
+    there the passes over the output it saves outweigh the ``M x K x K``
+    products of the statistics (measured: no gain for 64 -> 64)."""
+    assert isinstance(conv, nn.Conv1d)
+    return 2 * conv.in_channels <= conv.out_channels
 
 
 def _rows(layers: list[nn.Module], h: Tensor) -> Tensor:
-    """Apply shared-MLP layers to channels-last rows ``(M, C)``: conv as linear."""
-    for layer in layers:
+    """Apply shared-MLP layers to channels-last rows ``(M, C)``.
+
+    Conv -> BatchNorm1d (training) -> ReLU blocks run fused
+    (:class:`LinearBatchNormRelu`); anything else runs as the conv's linear map
+    and the model's own modules on ``(M, C)``.
+    """
+    i = 0
+    while i < len(layers):
+        if _fusable_tail(layers[i : i + 3]) and _widens(layers[i]):
+            conv, bn = layers[i], layers[i + 1]
+            assert isinstance(conv, nn.Conv1d) and isinstance(bn, nn.BatchNorm1d)
+            count = h.shape[0]
+            h, mean, var = LinearBatchNormRelu.apply(
+                h,
+                conv.weight.squeeze(2),
+                conv.bias,
+                bn.weight,
+                bn.bias,
+                bn.eps,
+                _bf16(h),
+            )
+            _running_stats(conv, bn, mean, var, count)
+            i += 3
+            continue
+        layer = layers[i]
         if isinstance(layer, nn.Conv1d):
             weight = layer.weight.squeeze(2)
             if weight.shape[1] <= 8 and h.device.type == "cpu":
-                h = _NarrowLinear.apply(h, weight, layer.bias)
+                h = NarrowLinear.apply(h, weight, layer.bias)
             else:
                 h = F.linear(h, weight, layer.bias)
-        else:  # BatchNorm1d, ReLU, Dropout: the model's modules, on (M, C)
+        else:  # BatchNorm1d in eval, ReLU, Dropout: the model's modules, on (M, C)
             h = layer(h)
+        i += 1
     return h
+
+
+def _running_stats(
+    conv: nn.Conv1d, bn: nn.BatchNorm1d, mean: Tensor, var: Tensor, count: int
+) -> None:
+    """Update ``bn``'s running statistics from those of the conv output without
+    its bias (the bias cancels in training and only enters the running mean)."""
+    bias = conv.bias.detach() if conv.bias is not None else 0.0
+    _update_running_stats(bn, mean + bias, var, count)
 
 
 def _update_running_stats(
@@ -127,6 +140,10 @@ def _update_running_stats(
         bn.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
 
+def _bf16(h: Tensor) -> bool:
+    return _autocast_bf16(h.device.type)
+
+
 def _autocast_bf16(device_type: str) -> bool:
     """Whether autocast to bf16 is on for ``device_type`` (the wide layer then runs in bf16)."""
     try:
@@ -142,143 +159,6 @@ def _autocast_bf16(device_type: str) -> bool:
         )
 
 
-def _work_dtype(h: Tensor) -> torch.dtype:
-    """fp32 for 16-bit inputs (the statistics need it), else the input's own."""
-    return torch.float32 if h.dtype in (torch.float16, torch.bfloat16) else h.dtype
-
-
-def _argmax_points(z: Tensor) -> tuple[Tensor, Tensor]:
-    """Max and argmax over the last axis of ``z`` ``(C, c, N)``: ``(c, C)`` each.
-
-    On a CPU numpy's argmax (vectorised along a contiguous axis) is about 25x
-    faster than torch's reduction with indices on these shapes; elsewhere torch.
-    """
-    if z.is_cuda or z.dtype not in (torch.float32, torch.float64):
-        values, index = z.max(dim=2)
-        return values.t(), index.t()
-    index = torch.from_numpy(z.numpy().argmax(axis=2))  # (C, c), first maximum
-    values = z.gather(2, index.unsqueeze(2)).squeeze(2)
-    return values.t(), index.t()
-
-
-def _pooled_max(h: Tensor, weight: Tensor, clouds: int) -> tuple[Tensor, Tensor]:
-    """Per cloud and channel, max over points of ``W h_n`` and its argmax.
-
-    ``h`` is ``(B * N, K)``, ``weight`` ``(C, K)``; returns ``(B, C)`` values and
-    point indices in ``[0, N)``. ``z^T = W h^T`` is made a few clouds at a time,
-    ``(C, points)`` so that each channel's points are contiguous.
-    """
-    rows = h.shape[0]
-    n, c = rows // clouds, weight.shape[0]
-    step = clouds if h.is_cuda else max(1, _CPU_ROWS // n)
-    values = torch.empty(clouds, c, dtype=h.dtype, device=h.device)
-    index = torch.empty(clouds, c, dtype=torch.long, device=h.device)
-    buf = torch.empty(c, min(step, clouds) * n, dtype=h.dtype, device=h.device)
-    for start in range(0, clouds, step):
-        stop = min(start + step, clouds)
-        out = buf[:, : (stop - start) * n]
-        torch.mm(weight, h[start * n : stop * n].t(), out=out)
-        v, i = _argmax_points(out.view(c, stop - start, n))
-        values[start:stop], index[start:stop] = v, i
-    return values, index
-
-
-class _LinearBatchNormReluMax(torch.autograd.Function):
-    """``max_n relu(bn(W h_n))`` per cloud and channel from channels-last ``h``.
-
-    See the module docstring. Inputs: ``h`` ``(B * N, K)``, ``weight`` ``(C, K)``,
-    BN ``gamma``, ``beta`` ``(C,)``. Outputs: the pooled ``(B, C)`` and the batch
-    ``mean``, ``var`` of ``z = W h`` (for the running statistics).
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        h: Tensor,
-        weight: Tensor,
-        gamma: Tensor,
-        beta: Tensor,
-        eps: float,
-        clouds: int,
-        bf16: bool,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        count = h.shape[0]
-        work = _work_dtype(h)
-        with torch.autocast(h.device.type, enabled=False):
-            h32, w32 = h.to(work), weight.to(work)
-            mu = h32.sum(dim=0).double() / count  # (K,), summed in fp32: no copy
-            gram = torch.mm(h32.t(), h32).double()  # (K, K)
-            cov = gram / count - torch.outer(mu, mu)
-            w64 = w32.double()
-            mean = (w64 @ mu).to(work)  # (C,)
-            var = ((w64 @ cov) * w64).sum(dim=1).clamp_min(0.0).to(work)
-            invstd = torch.rsqrt(var + eps)
-            scale = gamma.to(work) * invstd  # (C,)
-            sign = torch.where(scale < 0, -1.0, 1.0).to(work)  # max(-z) = -min(z)
-            low = torch.bfloat16 if bf16 else work
-            signed = (w32 * sign.unsqueeze(1)).to(low)  # (C, K)
-            top, index = _pooled_max(h32.to(low), signed, clouds)
-            extreme = top.to(work) * sign  # z at the winning point, (B, C)
-            out = ((extreme - mean) * scale + beta.to(work)).relu()
-        ctx.clouds = clouds  # type: ignore[attr-defined]
-        ctx.save_for_backward(
-            h, weight, gamma, index, extreme, mean, invstd, out, mu, cov
-        )
-        ctx.mark_non_differentiable(mean, var)
-        return out, mean, var
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        grad_out: Tensor,
-        _grad_mean: Tensor,
-        _grad_var: Tensor,
-    ) -> tuple[Tensor | None, ...]:
-        saved = ctx.saved_tensors  # type: ignore[attr-defined]
-        h, weight, gamma, index, extreme, mean, invstd, out, mu, cov = saved
-        clouds: int = ctx.clouds  # type: ignore[attr-defined]
-        count, k = h.shape
-        n = count // clouds
-        work = _work_dtype(h)
-        with torch.autocast(h.device.type, enabled=False):
-            h32, w32, gamma32 = h.to(work), weight.to(work), gamma.to(work)
-            g = grad_out.to(work) * (out > 0)  # through the ReLU, (B, C)
-            grad_beta = g.sum(dim=0)
-            grad_scale = (g * (extreme - mean)).sum(dim=0)  # (C,)
-            grad_gamma = grad_scale * invstd
-            grad_var = grad_scale * gamma32 * (-0.5) * invstd.pow(3)
-            grad_ext = g * (gamma32 * invstd)  # d out / d z at the winner, (B, C)
-            grad_mean = -grad_ext.sum(dim=0)  # (C,)
-            # extreme[b, c] = W[c] . h[b * N + index[b, c]]: a gather and a scatter.
-            rows = index + torch.arange(clouds, device=h.device).unsqueeze(1) * n
-            rows = rows.flatten()  # (B * C,)
-            picked = h32.index_select(0, rows).view(clouds, -1, k)  # (B, C, K)
-            grad_w = (grad_ext.unsqueeze(2) * picked).sum(dim=0)  # (C, K)
-            # mean = W mu, var = diag(W S W^T) with S = gram / count - mu mu^T.
-            w64, gv = w32.double(), grad_var.double()
-            grad_w += torch.outer(grad_mean, mu.to(work))
-            grad_w += (2.0 * gv.unsqueeze(1) * (w64 @ cov)).to(work)
-            grad_cov = w64.t() @ (gv.unsqueeze(1) * w64)  # (K, K), symmetric
-            grad_mu = w64.t() @ grad_mean.double() - 2.0 * grad_cov @ mu
-            # d/dh of (sum_n h_n^T M h_n) / count and of mu, then the scatter
-            grad_h = torch.addmm(
-                (grad_mu / count).to(work).unsqueeze(0),
-                h32,
-                ((2.0 / count) * grad_cov).to(work),
-            )
-            spread = grad_ext.unsqueeze(2) * w32.unsqueeze(0)  # (B, C, K)
-            grad_h.index_add_(0, rows, spread.reshape(-1, k))
-        return (
-            grad_h.to(h.dtype),
-            grad_w.to(weight.dtype),
-            grad_gamma.to(gamma.dtype),
-            grad_beta.to(gamma.dtype),
-            None,
-            None,
-            None,
-        )
-
-
 def _pooled(mlp: SharedMLP, h: Tensor, clouds: int) -> Tensor:
     """``global_max_pool(mlp(x))`` from channels-last rows ``h``: ``(B, C_out)``."""
     layers = _layers_of(mlp)
@@ -288,15 +168,17 @@ def _pooled(mlp: SharedMLP, h: Tensor, clouds: int) -> Tensor:
     conv, bn = layers[-3], layers[-2]
     assert isinstance(conv, nn.Conv1d) and isinstance(bn, nn.BatchNorm1d)
     h = _rows(layers[:-3], h)
-    weight = conv.weight.squeeze(2)
-    out, mean, var = _LinearBatchNormReluMax.apply(
-        h, weight, bn.weight, bn.bias, bn.eps, clouds, _autocast_bf16(h.device.type)
+    out, mean, var = LinearBatchNormReluMax.apply(
+        h,
+        conv.weight.squeeze(2),
+        conv.bias,
+        bn.weight,
+        bn.bias,
+        bn.eps,
+        clouds,
+        _bf16(h),
     )
-    # The conv bias cancels in the batch norm; it only enters the running mean.
-    bias = conv.bias.detach() if conv.bias is not None else 0.0
-    _update_running_stats(bn, mean + bias, var, h.shape[0])
-    if conv.bias is not None:  # give the cancelled bias its exact (zero) gradient
-        out = out + 0.0 * conv.bias.sum()
+    _running_stats(conv, bn, mean, var, h.shape[0])
     return out
 
 
