@@ -174,9 +174,11 @@ def _argmax_points(z: Tensor) -> tuple[Tensor, Tensor]:
     On a CPU numpy's argmax (vectorised along a contiguous axis) is about 25x
     faster than torch's reduction with indices on these shapes; elsewhere torch.
     """
-    if z.is_cuda or z.dtype not in (torch.float32, torch.float64):
+    if z.is_cuda:
         values, index = z.max(dim=2)
         return values.t(), index.t()
+    if z.dtype not in (torch.float32, torch.float64):  # bf16: numpy has none
+        z = z.float()
     index = torch.from_numpy(z.numpy().argmax(axis=2))  # (C, c), first maximum
     values = z.gather(2, index.unsqueeze(2)).squeeze(2)
     return values.t(), index.t()

@@ -42,6 +42,7 @@ __all__ = [
     "forward_train",
     "has_native_bf16",
     "optimize_for_inference",
+    "training_precision",
 ]
 
 _PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -287,43 +288,87 @@ def optimize_for_inference(
     return FastPointNetClassifier(model, precision, chunk_points).eval()
 
 
+def training_precision(precision: str, device: torch.device | str) -> tuple[str, str]:
+    """The training precision to use for ``precision`` on ``device``, and why.
+
+    ``"auto"`` picks bf16 compute (fp32 master weights, statistics and
+    accumulation) where the hardware multiplies bf16 natively (a CUDA GPU with
+    bf16, a CPU with ``avx512_bf16``/``amx_bf16``), else exact fp32; ``"fp32"``
+    and ``"bf16"`` are taken as asked (bf16 on a CPU without it is emulated:
+    correct, slower).
+
+    Returns:
+        ``(precision, reason)``, ``precision`` being ``"fp32"`` or ``"bf16"``.
+    """
+    if precision not in ("auto", *_PRECISIONS):
+        raise ValueError(
+            f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}"
+        )
+    device = torch.device(device)
+    if precision != "auto":
+        return precision, "as requested"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "this GPU computes bf16 natively"
+        return "fp32", "this GPU has no native bf16"
+    if device.type == "cpu" and has_native_bf16():
+        return "bf16", "this CPU has native bf16 (avx512_bf16/amx_bf16)"
+    return "fp32", "this CPU has no native bf16 (no avx512_bf16/amx_bf16): exact fp32"
+
+
 def forward_train(
-    model: PointNetClassifier, x: Tensor, mask: Tensor | None = None
+    model: PointNetClassifier,
+    x: Tensor,
+    mask: Tensor | None = None,
+    *,
+    precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """``model(x, mask, return_aux=True)`` for a training step, faster on CPU.
 
-    In training mode the layer before each max pool (both T-Nets and the
-    encoder: the ``(B, 1024, N)`` activations) runs fused: batch norm + ReLU are
-    monotone per channel, so the pooled feature is the normalised per-channel
-    max of the convolution output, and the batch statistics of that output
-    follow from the mean and covariance of its 128-wide input. The wide output
-    is read once and dropped, and its backward pass is a gather and a scatter
-    (see :mod:`pointnet1x1.models._fast_train`). Same logits, regulariser,
-    gradients and running statistics as the model, up to rounding; about 2.5x
-    faster forward + backward on CPU. Works under bf16 autocast (the wide
-    convolution in bf16, the statistics in fp32). With a mask, in eval mode, or
-    for layers it cannot fuse, it runs the model as it is.
+    Every shared-MLP layer runs as one matrix product on channels-last rows, and
+    the layer before each max pool (both T-Nets and the encoder: the
+    ``(B, 1024, N)`` activations) runs fused: batch norm + ReLU are monotone per
+    channel, so the pooled feature is the normalised per-channel max of the
+    layer's output, whose batch statistics follow from the mean and covariance
+    of its 128-wide input. The wide output is made a few clouds at a time in
+    cache and dropped, and its backward pass is a gather and a scatter (see
+    :mod:`pointnet1x1.models._fast_train`). Same logits, regulariser, gradients
+    and running statistics as the model, up to rounding (checked in float64).
+    With a mask, in eval mode, or for layers it cannot fuse, it runs the model
+    as it is.
 
     Args:
         model: A :class:`~pointnet1x1.models.PointNetClassifier`.
         x: Tensor of shape ``(B, C, N)`` giving the clouds.
         mask: Optional bool tensor ``(B, N)`` of real points (runs the model).
+        precision: ``"fp32"``, or ``"bf16"``: the products in bf16 under autocast,
+            the statistics, the pooled maxima and the master weights in fp32 (see
+            :func:`training_precision`).
 
     Returns:
-        ``(logits (B, num_classes), aux_loss scalar)``.
+        ``(logits (B, num_classes), aux_loss scalar)``, in ``x``'s dtype (fp32
+        for bf16).
 
     Raises:
-        ValueError: If ``model`` is not a PointNetClassifier.
+        ValueError: If ``model`` is not a PointNetClassifier, or an unknown
+            precision.
     """
     if not isinstance(model, PointNetClassifier):
         raise ValueError(
             f"forward_train supports PointNetClassifier, got {type(model).__name__}; "
             "call model(x, return_aux=True)"
         )
-    if mask is not None or not model.training:
-        out = model(x, mask, return_aux=True)
-        assert isinstance(out, tuple)
-        return out
-    from pointnet1x1.models._fast_train import forward_train as _forward_train
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+        if mask is not None or not model.training:
+            out = model(x, mask, return_aux=True)
+            assert isinstance(out, tuple)
+            logits, aux = out
+        else:
+            from pointnet1x1.models._fast_train import forward_train as _forward
 
-    return _forward_train(model, x)
+            logits, aux = _forward(model, x)
+    if precision == "bf16":  # the loss and its gradient in fp32
+        return logits.float(), aux.float()
+    return logits, aux
