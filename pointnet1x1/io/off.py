@@ -18,7 +18,8 @@ import re
 import numpy as np
 
 from pointnet1x1.io._polygons import uniform_faces
-from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError, check_file
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError
+from pointnet1x1.io.files import read_input
 
 _KEYWORD = re.compile(r"\s*((?:ST)?C?N?4?n?OFF)?", re.ASCII)
 _COMMENT = re.compile(r"#[^\n]*")
@@ -159,8 +160,7 @@ def _parse_plain(raw: bytes) -> Mesh | None:
 
 def read_off(path: PathLike) -> Mesh:
     """Read an OFF mesh file; see :func:`parse_off`."""
-    path = check_file(path)
-    raw = path.read_bytes()
+    raw = read_input(path)
     try:
         mesh = _parse_plain(raw)
         return mesh if mesh is not None else parse_off(raw.decode("latin-1"))

@@ -1,0 +1,347 @@
+"""Opening input files safely, and walking folders of any shape.
+
+Every reader opens its file through :func:`open_input` or :func:`read_input`:
+
+- the path must name a regular file once symlinks are followed: a directory, a
+  FIFO (named pipe), a socket, a character or block device (a symlink to
+  ``/dev/zero``) is refused before a byte is read;
+- the file is opened with ``O_NONBLOCK`` and checked again with ``fstat`` on the
+  open descriptor, so a FIFO swapped in after the check cannot hang the reader;
+- a file above :attr:`~pointnet1x1.io.limits.Limits.max_file_bytes` is refused,
+  and no more than that is read, even from files whose size the system does not
+  report (``/proc``).
+
+:func:`iter_files` walks a folder for files of some extensions: regular files
+only, each real folder once (symlink loops end, with a note), unreadable folders
+and special files reported instead of raised, hidden files and folders skipped
+with a note. :func:`collect_files` does the same for a mix of files and folders
+given by a user (``classify a.ply scans/``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, NamedTuple
+
+from pointnet1x1.io.cloud import PathLike, PointCloudFileError
+from pointnet1x1.io.errors import display_path
+from pointnet1x1.io.limits import check_file_size, get_limits
+
+__all__ = [
+    "FileList",
+    "Skipped",
+    "check_file",
+    "collect_files",
+    "iter_files",
+    "open_input",
+    "read_input",
+]
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what the file is."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _not_regular(path: Path, kind: str, what: str) -> PointCloudFileError:
+    link = ""
+    if path.is_symlink():
+        link = f" (a symlink to {display_path(os.readlink(path))})"
+    if kind == "a directory":
+        return PointCloudFileError(f"is a directory{link}, expected {what}", path)
+    return PointCloudFileError(
+        f"is {kind}{link}, not a regular file; expected {what}", path
+    )
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = display_path(os.readlink(path))
+            raise FileNotFoundError(
+                f"{display_path(path)}: broken symlink to {target}"
+            ) from None
+        raise FileNotFoundError(f"{display_path(path)}: no such file") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise PointCloudFileError("is a symlink loop", path) from None
+        raise
+
+
+def check_file(path: PathLike, what: str = "a point-cloud file") -> Path:
+    """Return ``path`` as a Path after checking that it is an existing regular file
+    no larger than the file limit.
+
+    Raises:
+        FileNotFoundError: ``path`` (or its symlink's target) does not exist.
+        PointCloudFileError: A directory, FIFO, socket, device, symlink loop, or
+            a file above the size limit.
+    """
+    path = Path(path)
+    info = _stat(path)
+    kind = _kind(info.st_mode)
+    if kind is not None:
+        raise _not_regular(path, kind, what)
+    _check_size(path, info.st_size)
+    return path
+
+
+def _check_size(path: Path, size: int) -> None:
+    try:
+        check_file_size(size)
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
+
+
+def open_input(path: PathLike, what: str = "a point-cloud file") -> IO[bytes]:
+    """Open a regular file for reading, safely (see the module); the caller closes it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        PointCloudFileError: Not a regular file, or above the size limit.
+        PermissionError: The file cannot be read.
+    """
+    path = check_file(path, what)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        if err.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a socket swapped in
+            raise _not_regular(path, "a socket", what) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        kind = _kind(info.st_mode)
+        if kind is not None:  # replaced between the stat and the open
+            raise _not_regular(path, kind, what)
+        _check_size(path, info.st_size)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_input(path: PathLike, what: str = "a point-cloud file") -> bytes:
+    """The bytes of a regular file, at most ``max_file_bytes`` of them."""
+    path = Path(path)
+    limit = get_limits().max_file_bytes
+    with open_input(path, what) as file:
+        size = os.fstat(file.fileno()).st_size
+        parts = [file.read(size)] if size else []
+        total = sum(map(len, parts))
+        while block := file.read(min(1 << 20, limit + 1 - total)):
+            parts.append(block)  # a file that grew, or /proc-like sizes of 0
+            total += len(block)
+            if total > limit:
+                _check_size(path, total)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class Skipped(NamedTuple):
+    """A path a folder walk did not yield, and why.
+
+    Attributes:
+        path: The file or folder.
+        reason: One line saying why (``"hidden file, skipped"``).
+        problem: True when something the user may have wanted was not read (an
+            unreadable folder, a FIFO named ``scan.ply``, a broken link); False
+            for notes (hidden files, a second link to a folder already walked).
+    """
+
+    path: Path
+    reason: str
+    problem: bool
+
+    def __str__(self) -> str:
+        return f"{display_path(self.path)}: {self.reason}"
+
+
+def _warn(skipped: Skipped) -> None:
+    if skipped.problem:
+        warnings.warn(str(skipped), stacklevel=3)
+
+
+def _normalise(extensions: Iterable[str]) -> tuple[str, ...]:
+    return tuple(
+        e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions
+    )
+
+
+def iter_files(
+    root: PathLike,
+    extensions: Iterable[str],
+    *,
+    report: Callable[[Skipped], None] | None = None,
+    include_hidden: bool = False,
+) -> Iterator[Path]:
+    """Yield the regular files under ``root`` whose names end with ``extensions``.
+
+    Files come sorted by path (depth first, names sorted in each folder).
+    Symlinks are followed, each real folder is walked once (a symlink loop or a
+    second link to a folder ends there, with a note). Nothing raises for what is
+    inside: unreadable folders, broken links, special files with a matching name
+    (a FIFO ``scan.ply``, a folder ``x.ply`` is walked as a folder) and hidden
+    entries (names starting with ``.``) go to ``report``.
+
+    Args:
+        root: The folder to walk (a regular file is yielded as itself).
+        extensions: Suffixes to keep, case-insensitive (``".ply"`` or ``"ply"``).
+        report: Called with a :class:`Skipped` for each path not yielded; the
+            default warns about problems and ignores notes.
+        include_hidden: Walk hidden folders and yield hidden files too.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    tell = report or _warn
+    exts = _normalise(extensions)
+    root = Path(root)
+    info = _stat(root)
+    if stat.S_ISREG(info.st_mode):
+        yield root
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        tell(Skipped(root, f"is {_kind(info.st_mode)}, not a folder", True))
+        return
+    seen = {(info.st_dev, info.st_ino): root}
+    stack: list[Iterator[os.DirEntry[str]]] = []
+    entries = _list(root, tell)
+    if entries is not None:
+        stack.append(entries)
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = Path(entry.path)
+        hidden = entry.name.startswith(".") and not include_hidden
+        wanted = entry.name.lower().endswith(exts)
+        try:
+            info = entry.stat()  # follows symlinks
+        except OSError as err:
+            if wanted and not hidden:
+                why = "symlink loop" if err.errno == errno.ELOOP else "broken symlink"
+                tell(Skipped(path, f"{why}, skipped", True))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if hidden:
+                tell(Skipped(path, "hidden folder, skipped", False))
+            elif key in seen:
+                first = display_path(seen[key])
+                tell(
+                    Skipped(
+                        path, f"the same folder as {first} (a symlink), skipped", False
+                    )
+                )
+            else:
+                seen[key] = path
+                entries = _list(path, tell)
+                if entries is not None:
+                    stack.append(entries)
+        elif wanted and hidden:
+            tell(Skipped(path, "hidden file, skipped", False))
+        elif wanted and not stat.S_ISREG(info.st_mode):
+            tell(
+                Skipped(
+                    path, f"is {_kind(info.st_mode)}, not a regular file, skipped", True
+                )
+            )
+        elif wanted:
+            yield path
+
+
+def _list(
+    folder: Path, tell: Callable[[Skipped], None]
+) -> Iterator[os.DirEntry[str]] | None:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as err:
+        tell(
+            Skipped(folder, f"cannot read this folder ({err.strerror}), skipped", True)
+        )
+        return None
+    return iter(entries)
+
+
+class FileList(NamedTuple):
+    """What :func:`collect_files` found: files to read, problems, notes."""
+
+    files: list[Path]
+    problems: list[Skipped]
+    notes: list[Skipped]
+
+
+def collect_files(
+    paths: Sequence[PathLike], extensions: Iterable[str] | None = None
+) -> FileList:
+    """Expand files and folders given by a user into the files to read.
+
+    A file named directly is kept whatever its extension (its reader says if it
+    is not supported) unless it is missing or not a regular file; a folder is
+    walked with :func:`iter_files` for ``extensions`` (default: every format
+    :func:`~pointnet1x1.io.read_points` reads), and one with no such file is a
+    problem.
+    """
+    if extensions is None:
+        from pointnet1x1.io.api import SUPPORTED_EXTENSIONS
+
+        extensions = SUPPORTED_EXTENSIONS
+    exts = _normalise(extensions)
+    out = FileList([], [], [])
+    for raw in paths:
+        path = Path(raw)
+        try:
+            info = _stat(path)
+        except (OSError, PointCloudFileError) as err:
+            reason = "no such file or folder"
+            if isinstance(err, PointCloudFileError):
+                reason = err.problem
+            elif path.is_symlink():
+                reason = f"broken symlink to {display_path(os.readlink(path))}"
+            out.problems.append(Skipped(path, reason, True))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            found = list(iter_files(path, exts, report=lambda s: _sort(out, s)))
+            if not found:
+                out.problems.append(
+                    Skipped(
+                        path,
+                        f"no supported point-cloud files in this folder ({', '.join(exts)})",
+                        True,
+                    )
+                )
+            out.files.extend(found)
+        elif stat.S_ISREG(info.st_mode):
+            out.files.append(path)
+        else:
+            kind = _kind(info.st_mode)
+            out.problems.append(Skipped(path, f"is {kind}, not a regular file", True))
+    return out
+
+
+def _sort(out: FileList, skipped: Skipped) -> None:
+    (out.problems if skipped.problem else out.notes).append(skipped)
