@@ -66,13 +66,16 @@ class PointCloud:
         points = np.asarray(self.points)
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must have shape (N, 3), got {points.shape}")
-        object.__setattr__(self, "points", np.ascontiguousarray(points, np.float32))
+        with np.errstate(over="ignore"):  # beyond float32 -> inf, refused by readers
+            points = np.ascontiguousarray(points, np.float32)
+        object.__setattr__(self, "points", points)
         n = len(points)
         for name in ("normals", "colors"):
             value = getattr(self, name)
             if value is None:
                 continue
-            value = np.ascontiguousarray(value, np.float32)
+            with np.errstate(over="ignore"):
+                value = np.ascontiguousarray(value, np.float32)
             if value.shape != (n, 3):
                 raise ValueError(f"{name} must have shape ({n}, 3), got {value.shape}")
             object.__setattr__(self, name, value)

@@ -215,9 +215,19 @@ def iter_files(
     Raises:
         FileNotFoundError: ``root`` does not exist.
     """
-    tell = report or _warn
-    exts = _normalise(extensions)
-    root = Path(root)
+    yield from _walk(
+        Path(root), _normalise(extensions), report or _warn, include_hidden, {}
+    )
+
+
+def _walk(
+    root: Path,
+    exts: tuple[str, ...],
+    tell: Callable[[Skipped], None],
+    include_hidden: bool,
+    seen: dict[tuple[int, int], Path],
+) -> Iterator[Path]:
+    """iter_files with the folders already walked in ``seen``."""
     info = _stat(root)
     if stat.S_ISREG(info.st_mode):
         yield root
@@ -225,7 +235,15 @@ def iter_files(
     if not stat.S_ISDIR(info.st_mode):
         tell(Skipped(root, f"is {_kind(info.st_mode)}, not a folder", True))
         return
-    seen = {(info.st_dev, info.st_ino): root}
+    key = (info.st_dev, info.st_ino)
+    if key in seen:
+        tell(
+            Skipped(
+                root, f"the same folder as {display_path(seen[key])}, skipped", False
+            )
+        )
+        return
+    seen[key] = root
     stack: list[Iterator[os.DirEntry[str]]] = []
     entries = _list(root, tell)
     if entries is not None:
@@ -312,6 +330,18 @@ def collect_files(
         extensions = SUPPORTED_EXTENSIONS
     exts = _normalise(extensions)
     out = FileList([], [], [])
+    folders: dict[tuple[int, int], Path] = {}
+    files: dict[tuple[int, int], Path] = {}
+
+    def add(path: Path, info: os.stat_result) -> None:
+        key = (info.st_dev, info.st_ino)
+        if key in files:
+            first = display_path(files[key])
+            out.notes.append(Skipped(path, f"the same file as {first}, skipped", False))
+        else:
+            files[key] = path
+            out.files.append(path)
+
     for raw in paths:
         path = Path(raw)
         try:
@@ -325,8 +355,15 @@ def collect_files(
             out.problems.append(Skipped(path, reason, True))
             continue
         if stat.S_ISDIR(info.st_mode):
-            found = list(iter_files(path, exts, report=lambda s: _sort(out, s)))
-            if not found:
+            count = len(out.notes)
+            yielded = 0
+            for found in _walk(path, exts, lambda s: _sort(out, s), False, folders):
+                add(found, os.stat(found))
+                yielded += 1
+            walked_before = any(
+                "the same folder" in n.reason for n in out.notes[count:]
+            )
+            if not yielded and not walked_before:
                 out.problems.append(
                     Skipped(
                         path,
@@ -334,9 +371,8 @@ def collect_files(
                         True,
                     )
                 )
-            out.files.extend(found)
         elif stat.S_ISREG(info.st_mode):
-            out.files.append(path)
+            add(path, info)
         else:
             kind = _kind(info.st_mode)
             out.problems.append(Skipped(path, f"is {kind}, not a regular file", True))

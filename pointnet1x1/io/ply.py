@@ -95,13 +95,12 @@ def _check_counts(header: _Header, size: int) -> None:
             kind = prop[2] if prop[1] == "list" else prop[1]
             row += np.dtype(_NUMPY_TYPES.get(kind, "u1")).itemsize if binary else 1
         if count * row > left:
-            complete = left // row if row else 0
             exact = binary and all(p[1] != "list" for p in props)
             what = f"{row} bytes" if exact else f"at least {row} bytes"
+            where = f" (row {left // row}: early end-of-file)" if exact else ""
             raise PointCloudFileError(
                 f"truncated body: header declares {count} {name} rows of {what} "
-                f"but only {max(left, 0)} bytes follow (row {complete}: early "
-                "end-of-file)"
+                f"but only {max(left, 0)} bytes follow{where}"
             )
         if count and not props:
             raise PointCloudFileError(
