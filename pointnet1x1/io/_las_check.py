@@ -66,8 +66,36 @@ def check_las_header(file: IO[bytes], compressed_name: bool) -> None:
         check_inflation(
             body, size, f"LAZ body ({count} points of {record_length} bytes)"
         )
+        _check_laszip_vlr(file, header_size, num_vlrs, offset, record_length)
         _check_chunk_table(file, offset, size, count)
     file.seek(0)
+
+
+_VARIABLE_CHUNKS = 0xFFFFFFFF
+
+
+def _check_laszip_vlr(
+    file: IO[bytes], start: int, num_vlrs: int, end: int, record_length: int
+) -> None:
+    """lazrs allocates one chunk of points up front: bound the chunk size that
+    the laszip VLR declares (``u32`` at byte 12 of its payload)."""
+    pos = start
+    for _ in range(num_vlrs):
+        file.seek(pos)
+        head = file.read(_VLR_HEADER)
+        if len(head) < _VLR_HEADER or pos + _VLR_HEADER > end:
+            return  # laspy reports the short VLR itself
+        user_id, record_id, length = head[2:18], *struct.unpack_from("<HH", head, 18)
+        if user_id.rstrip(b"\0") == b"laszip encoded" and record_id == 22204:
+            payload = file.read(min(length, 16))
+            if len(payload) == 16:
+                chunk = struct.unpack_from("<I", payload, 12)[0]
+                if chunk != _VARIABLE_CHUNKS:
+                    check_allocation(
+                        chunk * record_length, f"LAZ chunk of {chunk} points"
+                    )
+            return
+        pos += _VLR_HEADER + length
 
 
 def _check_chunk_table(file: IO[bytes], start: int, size: int, count: int) -> None:

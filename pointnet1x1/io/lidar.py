@@ -35,6 +35,11 @@ def _require(module: str, extra: str, package: str, path: PathLike) -> ModuleTyp
         ) from None
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def read_las(path: PathLike) -> PointCloud:
     """Read a LAS or LAZ file with laspy (LAZ through its lazrs backend)."""
     path = check_file(path)
@@ -45,8 +50,10 @@ def read_las(path: PathLike) -> PointCloud:
             las = laspy.read(file, closefd=False)
         except PointCloudFileError as err:
             raise PointCloudFileError(err.problem, path) from None
-        except Exception as err:  # laspy raises its own errors and plain ones
-            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except BaseException as err:  # laspy's errors, plain ones, lazrs panics
+            if isinstance(err, KeyboardInterrupt | SystemExit):
+                raise
+            problem = _first_line(err)
             raise PointCloudFileError(f"cannot read LAS/LAZ: {problem}", path) from None
     names = set(las.point_format.dimension_names)
     colors = None
@@ -77,11 +84,14 @@ def read_e57(path: PathLike) -> PointCloud:
     try:
         e57 = pye57.E57(str(path))
         scans = [_e57_scan(pye57, e57, i) for i in range(e57.scan_count)]
-    except PointCloudFileError:
-        raise
-    except Exception as err:
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PointCloudFileError(f"cannot read E57: {problem}", path) from None
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
+    except BaseException as err:  # libE57's errors, plain ones, panics
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
+        raise PointCloudFileError(
+            f"cannot read E57: {_first_line(err)}", path
+        ) from None
     if not scans:
         raise PointCloudFileError("E57 file holds no scan", path)
     points = np.concatenate([s[0] for s in scans])

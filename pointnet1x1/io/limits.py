@@ -43,6 +43,7 @@ __all__ = [
     "Limits",
     "check_allocation",
     "check_inflation",
+    "ratio_problem",
     "get_limits",
     "limits",
     "set_limits",
@@ -183,14 +184,23 @@ def check_allocation(nbytes: int, what: str) -> None:
         )
 
 
-def check_inflation(nbytes: int, compressed: int, what: str) -> None:
-    """Refuse ``nbytes`` decoded from ``compressed`` bytes beyond the ratio limit
-    (or above ``max_alloc_bytes``); outputs under 1 MiB always pass the ratio."""
-    check_allocation(nbytes, what)
+def ratio_problem(nbytes: int, compressed: int, what: str) -> str | None:
+    """Why ``nbytes`` decoded from ``compressed`` bytes exceed the ratio limit, or
+    None when they do not (outputs under 1 MiB always pass)."""
     ratio = get_limits().max_ratio
     if nbytes > RATIO_FLOOR and nbytes > ratio * max(compressed, 0):
-        raise PointCloudFileError(
+        return (
             f"{what}: {human_bytes(nbytes)} declared from {compressed} compressed "
             f"bytes, a ratio above the limit of {ratio:g} (corrupt header or a "
             f"decompression bomb); {_hint('max_ratio')}"
         )
+    return None
+
+
+def check_inflation(nbytes: int, compressed: int, what: str) -> None:
+    """Refuse ``nbytes`` decoded from ``compressed`` bytes beyond the ratio limit
+    (or above ``max_alloc_bytes``); outputs under 1 MiB always pass the ratio."""
+    check_allocation(nbytes, what)
+    problem = ratio_problem(nbytes, compressed, what)
+    if problem is not None:
+        raise PointCloudFileError(problem)

@@ -58,6 +58,7 @@ _LOAD_ERRORS = (
     TokenError,
     NotImplementedError,  # a zip compression method Python lacks
     RuntimeError,  # an encrypted zip member
+    OSError,  # a seek to a corrupt offset (the file is open already)
 )
 
 

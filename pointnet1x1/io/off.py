@@ -48,10 +48,16 @@ def _faces_per_line(lines: list[str]) -> np.ndarray:
     tris: list[list[int]] = []
     for line in lines:
         tokens = line.split()
-        k = int(tokens[0])
-        if len(tokens) < k + 1:
+        try:
+            k = int(tokens[0])
+            ids = [int(t) for t in tokens[1 : k + 1]]
+        except ValueError:
+            raise PointCloudFileError(
+                f"face line {line.strip()[:60]!r} is not integers (a vertex count "
+                "in the header that does not match the vertices?)"
+            ) from None
+        if k < 0 or len(tokens) < k + 1:
             raise PointCloudFileError(f"face line {line.strip()[:60]!r} is too short")
-        ids = [int(t) for t in tokens[1 : k + 1]]
         tris.extend([ids[0], ids[i], ids[i + 1]] for i in range(1, k - 1))
     return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
 
