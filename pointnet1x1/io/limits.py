@@ -20,8 +20,8 @@ Defaults, and why:
   archive's constant arrays more; a deflate bomb reaches 1032x. Outputs under
   1 MiB are never refused for their ratio.
 
-Raise a limit for one block with ``with pointnet1x1.io.limits(max_file_bytes=
-16 << 30): ...``, for the process with :func:`set_limits`, or for a command with
+Raise a limit for one block with ``with pointnet1x1.io.limits.override(
+max_file_bytes=16 << 30): ...``, for the process with :func:`set_limits`, or for a command with
 the environment variable (bytes, optionally with a ``K``/``M``/``G``/``T``
 suffix, powers of 1024: ``POINTNET1X1_MAX_FILE_BYTES=16G``).
 """
@@ -45,7 +45,7 @@ __all__ = [
     "check_inflation",
     "ratio_problem",
     "get_limits",
-    "limits",
+    "override",
     "set_limits",
 ]
 
@@ -116,7 +116,7 @@ def _from_env() -> Limits:
 
 
 def get_limits() -> Limits:
-    """The limits in force: a :func:`limits` block, else :func:`set_limits`, else
+    """The limits in force: an :func:`override` block, else :func:`set_limits`, else
     the environment variables, else the defaults."""
     active = _override.get()
     if active is not None:
@@ -133,11 +133,11 @@ def set_limits(**changes: Any) -> Limits:
 
 
 @contextlib.contextmanager
-def limits(**changes: Any) -> Iterator[Limits]:
+def override(**changes: Any) -> Iterator[Limits]:
     """Use other limits inside a ``with`` block (this thread / task only).
 
     Example:
-        ``with limits(max_file_bytes=16 << 30): cloud = read_points("big.ply")``
+        ``with override(max_file_bytes=16 << 30): cloud = read_points("big.ply")``
     """
     token = _override.set(dataclasses.replace(get_limits(), **changes))
     try:
@@ -158,7 +158,7 @@ def human_bytes(size: float) -> str:
 def _hint(field: str) -> str:
     return (
         f"raise the limit with {_ENV[field]}=... or "
-        f"pointnet1x1.io.limits({field}=...) if the file is genuine"
+        f"pointnet1x1.io.limits.override({field}=...) if the file is genuine"
     )
 
 

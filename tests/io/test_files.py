@@ -12,14 +12,9 @@ import numpy as np
 import pytest
 
 from pointnet1x1.io import PointCloud, PointCloudFileError, read_points, write_points
-from pointnet1x1.io.files import (
-    Skipped,
-    collect_files,
-    iter_files,
-    open_input,
-    read_input,
-)
-from pointnet1x1.io.limits import limits
+from pointnet1x1.io.files import open_input, read_input
+from pointnet1x1.io.limits import override
+from pointnet1x1.io.walk import Skipped, collect_files, iter_files
 
 EXTENSIONS = (".ply", ".pcd", ".npy", ".npz", ".xyz", ".off", ".obj", ".stl", ".las")
 
@@ -91,11 +86,11 @@ def test_file_size_limit_and_how_to_raise_it(tmp_path, monkeypatch):
     path = tmp_path / "c.xyz"
     path.write_text("".join(f"{i} 0 0\n" for i in range(100)))  # 690 bytes
     size = path.stat().st_size
-    with limits(max_file_bytes=size - 1), pytest.raises(PointCloudFileError) as info:
+    with override(max_file_bytes=size - 1), pytest.raises(PointCloudFileError) as info:
         read_points(path)
     assert "larger than the readers' limit" in str(info.value)
     assert "POINTNET1X1_MAX_FILE_BYTES" in str(info.value)
-    with limits(max_file_bytes=size):
+    with override(max_file_bytes=size):
         assert len(read_points(path)) == 100
     monkeypatch.setenv("POINTNET1X1_MAX_FILE_BYTES", "0.5K")
     with pytest.raises(PointCloudFileError, match="690 B, larger than .* 512 B"):
@@ -107,7 +102,7 @@ def test_a_file_without_a_reported_size_is_read_only_up_to_the_limit():
     status = Path("/proc/self/status")
     assert status.stat().st_size == 0
     assert read_input(status).startswith(b"Name:")
-    with limits(max_file_bytes=64), pytest.raises(PointCloudFileError, match="limit"):
+    with override(max_file_bytes=64), pytest.raises(PointCloudFileError, match="limit"):
         read_input(status)
 
 

@@ -60,7 +60,7 @@ def test_laz_chunk_size_is_bounded_before_lazrs_allocates_it(tmp_path, clouds_di
         .endswith(
             f"{path}: LAZ chunk of 4278240080 points would need 135.5 GiB, above the "
             "limit of 4.0 GiB for one array; raise the limit with "
-            "POINTNET1X1_MAX_ALLOC_BYTES=... or pointnet1x1.io.limits(max_alloc_bytes=...) "
+            "POINTNET1X1_MAX_ALLOC_BYTES=... or pointnet1x1.io.limits.override(max_alloc_bytes=...) "
             "if the file is genuine"
         )
     )

@@ -22,7 +22,7 @@ from pointnet1x1.io import (
     read_points,
     write_points,
 )
-from pointnet1x1.io.limits import limits
+from pointnet1x1.io.limits import override
 
 PCD_HEAD = (
     "VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\n"
@@ -155,7 +155,7 @@ def test_a_real_deflate_bomb_in_an_npz_is_refused(tmp_path):
     path = tmp_path / "bomb.npz"
     path.write_bytes(_zip_member("points.npy", data))
     assert "a ratio above the limit of 200" in _message(path)
-    with limits(max_ratio=5000):  # raised on purpose: then the shape is checked
+    with override(max_ratio=5000):  # raised on purpose: then the shape is checked
         assert "must have shape (N, 3), got (4194304, 4)" in _message(path)
 
 

@@ -14,7 +14,7 @@ from pointnet1x1.io.limits import (
     Limits,
     check_inflation,
     get_limits,
-    limits,
+    override,
     set_limits,
 )
 
@@ -27,9 +27,9 @@ def test_defaults_environment_and_blocks(monkeypatch):
     monkeypatch.setenv("POINTNET1X1_MAX_ALLOC_BYTES", "1536")
     monkeypatch.setenv("POINTNET1X1_MAX_RATIO", "50")
     assert get_limits() == Limits(16 * 2**30, 1536, 50.0)
-    with limits(max_ratio=7) as inner:
+    with override(max_ratio=7) as inner:
         assert inner == Limits(16 * 2**30, 1536, 7.0) == get_limits()
-        with limits(max_file_bytes=10):
+        with override(max_file_bytes=10):
             assert get_limits().max_file_bytes == 10
         assert get_limits().max_file_bytes == 16 * 2**30
     assert get_limits().max_ratio == 50.0
@@ -70,7 +70,7 @@ def test_ratio_floor_and_allocation_limit():
     with pytest.raises(PointCloudFileError, match="ratio above the limit of 200"):
         check_inflation((1 << 20) + 1, 100, "stream")
     with (
-        limits(max_alloc_bytes=1000),
+        override(max_alloc_bytes=1000),
         pytest.raises(
             PointCloudFileError, match="would need 1001 B, above the limit of 1000 B"
         ),
@@ -86,13 +86,13 @@ def test_the_allocation_limit_bounds_a_real_compressed_pcd(tmp_path, clouds_dir)
     path = tmp_path / "milk.pcd"
     path.write_bytes(raw)
     with (
-        limits(max_alloc_bytes=size - 1),
+        override(max_alloc_bytes=size - 1),
         pytest.raises(
             PointCloudFileError, match="would need 214.1 KiB, above the limit of"
         ),
     ):
         read_points(path)
-    with limits(max_alloc_bytes=size):
+    with override(max_alloc_bytes=size):
         assert len(read_points(path)) == 13704
 
 
