@@ -4,6 +4,10 @@
     python3 dev.py train [ARGS...]   # set up, then `pointnet1x1 train ARGS...`
     python3 dev.py test [ARGS...]    # set up, then `python -m pytest ARGS...`
 
+`train` runs in the caller's folder (relative `--data` / `--out` paths are the
+caller's, wherever the checkout is); `test` runs the checkout's suite from the
+checkout.
+
 Only the standard library is used here, so this runs on a bare Python >= 3.11.
 The set-up is idempotent: a virtual environment in `.venv/` of this checkout,
 torch first when it is missing, then this project with its test extras, then the
@@ -130,11 +134,14 @@ def main(argv: list[str]) -> int:
     bin_dir = VENV / "bin"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     if command == "train":
-        cmd = [str(bin_dir / "pointnet1x1"), "train", *rest]
+        # in the caller's folder: `--data ../x`, `--out runs/y` mean what they say
+        cmd, cwd = [str(bin_dir / "pointnet1x1"), "train", *rest], None
     else:
-        cmd = [str(_python()), "-m", "pytest", *rest]
+        # the suite of this checkout, whatever the caller's folder (test paths
+        # such as `tests/io` are relative to the checkout)
+        cmd, cwd = [str(_python()), "-m", "pytest", *rest], ROOT
     _say("running: " + " ".join(cmd[-len(rest) - 2 :] if rest else cmd[-2:]))
-    return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
+    return subprocess.run(cmd, cwd=cwd, env=env, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Deploy a trained classifier as ONNX and run it with onnxruntime.
 
     python examples/export_onnx.py                     # quick model on the default data
-    python examples/export_onnx.py runs/x/checkpoints/best.safetensors
+    python examples/export_onnx.py runs/x/checkpoints/best.safetensors --out onnx_out
+
+Files go to ``--out`` when given, else to a temporary folder removed at the end
+(nothing is left in the current folder).
 
 1. Take a checkpoint (or train a small PointNet for a few epochs on the embedded
    default dataset and save one, with its class names and preprocessing).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +67,17 @@ def train_quick(out: Path, epochs: int, num_points: int, seed: int = 0) -> Path:
 
 def main(
     checkpoint: str | None = None,
-    out: str = "export_example",
+    out: str | None = None,
     epochs: int = 3,
     num_points: int = 128,
 ) -> dict[str, float]:
-    """Export, check and classify; returns accuracy and agreement figures."""
+    """Export, check and classify; returns accuracy and agreement figures.
+
+    ``out``: where the checkpoint and ``model.onnx`` go; None: a temporary folder.
+    """
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="pointnet1x1_export_") as tmp:
+            return main(checkpoint, tmp, epochs, num_points)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = Path(checkpoint) if checkpoint else train_quick(out_dir, epochs, num_points)
@@ -107,7 +117,9 @@ def main(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", help="a pointnet1x1 checkpoint")
-    parser.add_argument("--out", default="export_example", help="output folder")
+    parser.add_argument(
+        "--out", help="output folder (default: a temporary folder, removed at the end)"
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--num-points", type=int, default=128)
     args = parser.parse_args()

@@ -2,33 +2,41 @@
 
 A download goes to ``<root>/<name>.zip.part``; an interrupted one resumes from
 where it stopped with an HTTP ``Range`` request. Only a complete, verified file is
-renamed to ``<name>.zip``: its size against the published or server-announced
-size, its sha256 against the published or user-given checksum, and every member
-against its CRC-32 (``ZipFile.testzip``) before anything is extracted. Extraction
-goes to a temp folder beside the target, which is renamed into place last; a
-failed or partial download therefore never leaves anything that looks complete.
+renamed to ``<name>.zip``: its size against the published, given or
+server-announced size, its sha256 against the published or user-given checksum,
+and the zip itself (its central directory, which a cut file lacks, and every
+member's CRC-32). A download that nothing can verify (no size known, no
+checksum, not a zip) keeps its ``.part`` name: it never looks complete.
+
+Unpacking (:mod:`pointnet1x1.io.archives`) refuses absolute, ``..``/``.`` and
+duplicate member names and declared sizes beyond the ratio limit, checks the
+files whose md5 is known, and extracts into a hidden temporary folder beside the
+target that is renamed into place last; temporary folders left by killed runs are
+removed by the next one.
 
 No checksums of the public archives were known when this was written (see
 ``datasets/modelnet40.md``): pass ``sha256=`` (CLI ``--sha256``) to verify one, and
-the computed digest is printed so that it can be recorded.
+the computed digest is printed so that it can be recorded. Offline, the error
+names the URL and how to unpack an archive fetched some other way
+(``pointnet1x1 data prepare --from-zip``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pointnet1x1.io.archives import open_zip, unpack_zip
+from pointnet1x1.io.errors import InputFileError, display_path
+from pointnet1x1.io.fetch import DownloadError, download_file, sha256sum
+
 __all__ = [
     "SOURCES",
+    "DownloadError",
     "Source",
     "download_dataset",
     "download_file",
@@ -109,99 +117,34 @@ def _check_members(folder: Path, member_md5: dict[str, str], archive: Path) -> N
     for name, expected in member_md5.items():
         path = folder / name
         if not path.is_file():
-            raise ValueError(f"{archive}: {name} is missing from the archive")
+            raise InputFileError(f"{name} is missing from the archive", archive)
         got = _md5sum(path)
         if got != expected:
-            raise ValueError(
-                f"{archive}: {name} md5 mismatch, expected {expected}, got {got}; "
-                "delete the archive and download again"
+            raise InputFileError(
+                f"{name} md5 mismatch, expected {expected}, got {got}; "
+                "delete the archive and download again",
+                archive,
             )
 
 
-def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _bar(total: int | None, initial: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
-                unit_divisor=1024, disable=not progress or None, leave=False)  # fmt: skip
-
-
-def download_file(
-    url: str,
-    dest: str | os.PathLike[str],
-    *,
-    size: int | None = None,
-    sha256: str | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
-    chunk: int = 1 << 16,
-) -> Path:
-    """Download ``url`` to ``dest`` via ``dest + ".part"``, resuming a previous part.
-
-    Raises:
-        ValueError: Size or sha256 mismatch (the bad part is deleted).
-        OSError: Network failure (the part is kept, so a new call resumes).
-    """
-    dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(
-        url, headers={"Range": f"bytes={have}-"} if have else {}
-    )
+def _verify_zip(part: Path) -> None:
+    """A cut zip has no central directory: keep it as a part to resume; a complete
+    one whose CRCs fail is deleted."""
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        if err.code != 416 or not have:  # 416: nothing left to fetch beyond `have`
-            raise OSError(
-                f"download of {url} failed: HTTP {err.code} {err.reason}"
-            ) from None
-        response = None
-    total: int | None = have
-    if response is not None:
-        with response:
-            resumed = response.status == 206
-            if not resumed:
-                have = 0  # server ignored Range: start over
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length is not None else None
-            with (
-                open(part, "ab" if resumed else "wb") as f,
-                _bar(total, have, dest.name, progress) as bar,
-            ):
-                while block := response.read(chunk):
-                    f.write(block)
-                    bar.update(len(block))
-    got = part.stat().st_size
-    expected = size if size is not None else total
-    if expected is not None and got != expected:
-        if got > expected:
-            part.unlink()
-            raise ValueError(
-                f"{url}: got {got} bytes, expected {expected}; the partial file was deleted, retry"
-            )
-        raise OSError(
-            f"{url}: connection closed after {got} of {expected} bytes; run again to resume"
-        )
-    if sha256 is not None:
-        digest = sha256sum(part)
-        if digest != sha256.lower():
-            part.unlink()
-            raise ValueError(
-                f"{url}: sha256 mismatch, expected {sha256.lower()}, got {digest}; the download was deleted"
-            )
-    os.replace(part, dest)
-    return dest
+        zipfile.ZipFile(part).close()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DownloadError(
+            f"{display_path(part)}: not a complete zip archive yet ({err}); run "
+            "again to resume, or delete the file if this repeats"
+        ) from None
+    try:
+        open_zip(part).close()
+    except InputFileError:
+        part.unlink()
+        raise
 
 
-def _layout_of(names: list[str]) -> str:
+def _layout_of(names: list[str], zip_path: Path) -> str:
     base = {n.rsplit("/", 1)[-1] for n in names}
     if "modelnet40_shape_names.txt" in base:
         return "resampled"
@@ -209,8 +152,10 @@ def _layout_of(names: list[str]) -> str:
         return "hdf5"
     if any(n.lower().endswith(".off") for n in names):
         return "off"
-    raise ValueError(
-        "archive holds no ModelNet layout (no .off meshes, modelnet40_shape_names.txt or .h5 files)"
+    raise InputFileError(
+        "archive holds no ModelNet layout (no .off meshes, modelnet40_shape_names.txt "
+        "or .h5 files)",
+        zip_path,
     )
 
 
@@ -221,6 +166,7 @@ def prepare_from_zip(
     sha256: str | None = None,
     member_md5: dict[str, str] | None = None,
     progress: bool = True,
+    check_crc: bool = True,
 ) -> Path:
     """Verify and unpack a ModelNet archive under ``root``; returns the dataset root.
 
@@ -228,58 +174,50 @@ def prepare_from_zip(
     archive without a single top folder is unpacked into ``<root>/<zip stem>``.
     Files with a known md5 (``member_md5``, by default those of the published
     archive of the same name in :data:`SOURCES`) are checked before the rename.
+    ``check_crc=False`` skips the CRC pass for an archive verified already.
+
+    Raises:
+        FileNotFoundError: No such archive.
+        InputFileError: A bad checksum, CRC or md5, unsafe or duplicate member
+            names, a decompression bomb, or no ModelNet layout.
+        OSError: The disk is full (nothing is left in ``root``).
     """
     zip_path, root = Path(zip_path), Path(root).expanduser()
     if not zip_path.is_file():
-        raise FileNotFoundError(f"archive {zip_path} does not exist")
+        raise FileNotFoundError(f"archive {display_path(zip_path)} does not exist")
     if sha256 is not None:
         digest = sha256sum(zip_path)
         if digest != sha256.lower():
-            raise ValueError(
-                f"{zip_path}: sha256 mismatch, expected {sha256.lower()}, got {digest}"
+            raise InputFileError(
+                f"sha256 mismatch, expected {sha256.lower()}, got {digest}", zip_path
             )
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile as err:
-        raise ValueError(
-            f"{zip_path}: not a zip archive ({err}); delete it and download again"
-        ) from None
-    with archive:
+    with open_zip(zip_path, check_crc=check_crc) as archive:
         names = [n for n in archive.namelist() if not n.startswith("__MACOSX/")]
-        try:
-            bad = archive.testzip()
-        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-            bad = f"? ({err})"
-        if bad is not None:
-            raise ValueError(
-                f"{zip_path}: member {bad} fails its CRC check; delete the archive and download again"
-            )
-        _layout_of(names)
+        _layout_of(names, zip_path)
         tops = {n.split("/", 1)[0] for n in names}
         single = len(tops) == 1 and all("/" in n for n in names)
         folder = next(iter(tops)) if single else zip_path.stem
         target = root / folder
         if target.exists():
             return target
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=root))
-        try:
-            members = [n for n in names if not n.endswith("/")]
-            from tqdm.auto import tqdm
+        if member_md5 is None:
+            known = [src for src in SOURCES.values() if src.filename == zip_path.name]
+            member_md5 = known[0].member_md5 if known else {}
+        md5 = member_md5
+        from tqdm.auto import tqdm
 
-            for name in tqdm(members, desc=f"extracting {zip_path.name}", unit="file",
-                             disable=not progress or None, leave=False):  # fmt: skip
-                archive.extract(name, tmp if single else tmp / folder)
-            if member_md5 is None:
-                known = [
-                    src for src in SOURCES.values() if src.filename == zip_path.name
-                ]
-                member_md5 = known[0].member_md5 if known else {}
-            _check_members(tmp / folder, member_md5, zip_path)
-            os.replace(tmp / folder, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        def bar(items):
+            return tqdm(items, desc=f"extracting {zip_path.name}", unit="file",
+                        disable=not progress or None, leave=False)  # fmt: skip
+
+        return unpack_zip(
+            archive,
+            target,
+            [n for n in names if not n.endswith("/")],
+            strip=folder if single else None,
+            check=lambda unpacked: _check_members(unpacked, md5, zip_path),
+            progress=bar,
+        )
 
 
 def download_dataset(
@@ -303,6 +241,10 @@ def download_dataset(
         sha256: Expected sha256 (overrides the known one).
         size: Expected size in bytes (overrides the known one).
         keep_zip: Keep the archive after unpacking.
+
+    Raises:
+        DownloadError: Offline or the server failed: the message names the URL and
+            how to unpack an archive fetched another way.
     """
     source = SOURCES.get((name, layout))
     if source is None:
@@ -323,20 +265,22 @@ def download_dataset(
     expected_sha = sha256 or source.sha256
     fresh = not archive.is_file()
     if fresh:
-        download_file(
-            url or source.url,
-            archive,
-            size=size or source.size,
-            sha256=expected_sha,
-            progress=progress,
-        )
+        where = url or source.url
+        try:
+            download_file(where, archive, size=size or source.size, sha256=expected_sha,
+                          verify=_verify_zip, progress=progress)  # fmt: skip
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}; or download {where} another way and run: pointnet1x1 data "
+                f"prepare --from-zip {source.filename} --root {display_path(root)}"
+            ) from None
     if expected_sha is None:
         print(f"sha256 of {archive.name}: {sha256sum(archive)} (no published checksum to compare; "
               "the zip's CRC-32s are checked)", file=sys.stderr)  # fmt: skip
-    # a fresh download was verified already; an archive left by an earlier run is not
-    out = prepare_from_zip(
-        archive, root, sha256=None if fresh else expected_sha, progress=progress
-    )
+    # a fresh download was verified already (checksum and CRCs); an archive left
+    # by an earlier run is not
+    out = prepare_from_zip(archive, root, sha256=None if fresh else expected_sha,
+                           progress=progress, check_crc=not fresh)  # fmt: skip
     if not keep_zip:
         archive.unlink()
     return out

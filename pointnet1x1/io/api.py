@@ -13,13 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pointnet1x1.io.cloud import (
-    Mesh,
-    PathLike,
-    PointCloud,
-    PointCloudFileError,
-    check_file,
-)
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloud, PointCloudFileError
+from pointnet1x1.io.files import check_file
 from pointnet1x1.io.sampling import Seed, sample_surface, subsample
 
 DEFAULT_MESH_POINTS = 2048
@@ -49,6 +44,18 @@ _WRITERS: dict[str, tuple[str, str]] = {
         (".xyz", ".xyzn", ".xyzrgb"), ("pointnet1x1.io.text", "write_text")
     ),
 }
+# what each writer keeps besides the points; the one table write_points checks
+WRITER_KEEPS: dict[str, frozenset[str]] = {
+    ".ply": frozenset({"normals", "colors", "fields"}),
+    ".pcd": frozenset({"normals", "colors", "fields"}),
+    ".npz": frozenset({"normals", "colors", "fields"}),
+    ".npy": frozenset({"normals"}),
+    ".xyz": frozenset(),
+    ".xyzn": frozenset({"normals"}),
+    ".xyzrgb": frozenset({"colors"}),
+}
+_WRITER_NEEDS = {".xyzn": "normals", ".xyzrgb": "colors"}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _lookup(table: dict[str, tuple[str, str]], name: str) -> Callable[..., Any]:
@@ -95,8 +102,48 @@ def read_mesh(path: PathLike) -> Mesh:
     ext = _extension(path, _MESH_EXTENSIONS)
     result = _lookup(_READERS, ext)(path)
     if isinstance(result, PointCloud):  # a PLY / OBJ without faces
-        return Mesh(result.points, np.empty((0, 3), np.int64))
-    return result
+        return Mesh(_finite_points(result, path).points, np.empty((0, 3), np.int64))
+    return _checked_mesh(result, path)
+
+
+def _checked_mesh(mesh: Mesh, path: Path) -> Mesh:
+    """Refuse vertices that are NaN, infinite or beyond float32 (they would
+    sample to non-finite points)."""
+    vertices = np.asarray(mesh.vertices)
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if vertices.dtype != np.float32:
+        bad |= (np.abs(vertices) > _FLOAT32_MAX).any(axis=1)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise PointCloudFileError(
+            f"{int(bad.sum())} of {len(vertices)} vertices are NaN, infinite or "
+            f"beyond the float32 range (+-3.4e38), e.g. vertex {index}: "
+            f"{vertices[index].tolist()}",
+            path,
+        )
+    return mesh
+
+
+def _finite_points(cloud: PointCloud, path: Path) -> PointCloud:
+    """Drop NaN points (PCL's invalid points of organised clouds); refuse
+    infinite ones (a coordinate beyond float32 reads as inf): the cloud is
+    either whole or refused."""
+    finite = np.isfinite(cloud.points).all(axis=1)
+    if finite.all():
+        return cloud
+    if not finite.any():
+        raise PointCloudFileError(
+            f"all {len(cloud)} points are NaN or infinite, no point to use", path
+        )
+    infinite = np.isinf(cloud.points).any(axis=1)
+    if infinite.any():
+        index = int(np.flatnonzero(infinite)[0])
+        raise PointCloudFileError(
+            f"{int(infinite.sum())} points have infinite coordinates or ones beyond "
+            f"the float32 range (+-3.4e38), e.g. point {index}",
+            path,
+        )
+    return cloud.select(finite)
 
 
 def read_points(
@@ -105,9 +152,11 @@ def read_points(
     """Read a point cloud, or sample one from the surface of a mesh.
 
     Meshes (OFF, OBJ, STL, and PLY files that have faces) are sampled
-    area-weighted with ``num_points`` points (default 2,048) and face normals.
-    Clouds are returned with every finite point, or subsampled reproducibly to
-    exactly ``num_points`` when it is given.
+    area-weighted with ``num_points`` points (default 2,048) and face normals;
+    a mesh with a NaN, infinite or beyond-float32 vertex is refused. Clouds are
+    returned whole, or subsampled reproducibly to exactly ``num_points`` when it
+    is given; NaN points (invalid points of organised scans) are the one subset
+    dropped, and a point with an infinite or beyond-float32 coordinate is refused.
 
     Args:
         path: The file; its extension picks the reader (see ``SUPPORTED_EXTENSIONS``).
@@ -119,42 +168,50 @@ def read_points(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        PointCloudFileError: Unknown extension, a directory, a malformed or
-            truncated file, or a file with no finite point.
+        PointCloudFileError: Unknown extension, not a regular file, above the
+            limits of :mod:`pointnet1x1.io.limits`, a malformed, truncated or
+            inconsistent file, or a file with no finite point.
     """
     path = check_file(path)
     ext = _extension(path, supported_extensions())
     result = _lookup(_READERS, ext)(path)
     try:
         if isinstance(result, Mesh):
+            _checked_mesh(result, path)
             count = DEFAULT_MESH_POINTS if num_points is None else num_points
             points, normals = sample_surface(result.vertices, result.faces, count, seed)
             return PointCloud(points, normals)
-        finite = np.isfinite(result.points).all(axis=1)
-        if not finite.all():  # NaN points of organised clouds, invalid returns
-            if not finite.any():
-                raise PointCloudFileError(
-                    f"all {len(result)} points are NaN or infinite, no point to use"
-                )
-            result = result.select(finite)
         if len(result) == 0:
             raise PointCloudFileError("file holds no point")
+        result = _finite_points(result, path)
         return result if num_points is None else subsample(result, num_points, seed)
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None
 
 
-def write_points(path: PathLike, cloud: PointCloud | np.ndarray) -> None:
+def _present(cloud: PointCloud) -> list[str]:
+    return [k for k in ("normals", "colors") if getattr(cloud, k) is not None] + (
+        ["fields"] if cloud.fields else []
+    )
+
+
+def write_points(
+    path: PathLike, cloud: PointCloud | np.ndarray, *, drop_unsupported: bool = False
+) -> None:
     """Write a point cloud, atomically (temporary file in the folder + rename).
 
-    Formats: ``.ply`` (binary, everything kept), ``.pcd`` (binary: points,
-    normals, colours), ``.npz`` (everything), ``.npy`` (points and normals),
-    ``.xyz`` (points), ``.xyzn`` (points, normals), ``.xyzrgb`` (points, colours).
+    What each format keeps besides the points (:data:`WRITER_KEEPS`):
+    ``.ply``, ``.pcd``, ``.npz``: normals, colours and fields; ``.npy`` and
+    ``.xyzn``: normals; ``.xyzrgb``: colours; ``.xyz``: nothing. A cloud holding
+    something the format cannot keep is refused with one line naming it and the
+    formats that can, unless ``drop_unsupported=True`` (then it is left out).
 
     Args:
         path: Target file; its extension picks the format.
         cloud: A :class:`PointCloud`, or an ``(N, 3+F)`` array read by the
             ``.npy`` convention (``(N, 6)`` = points and normals).
+        drop_unsupported: Leave out what the format cannot hold instead of
+            refusing.
 
     Raises:
         FileNotFoundError: The folder of ``path`` does not exist.
@@ -168,7 +225,31 @@ def write_points(path: PathLike, cloud: PointCloud | np.ndarray) -> None:
         from pointnet1x1.io.numpy_io import cloud_from_array
 
         cloud = cloud_from_array(np.asarray(cloud))
-    _lookup(_WRITERS, ext)(path, cloud)
+    needed = _WRITER_NEEDS.get(ext)
+    if needed is not None and getattr(cloud, needed) is None:
+        raise PointCloudFileError(f"cloud has no {needed} to write to {ext}", path)
+    lost = [k for k in _present(cloud) if k not in WRITER_KEEPS[ext]]
+    if lost and not drop_unsupported:
+        able = [e for e, keeps in WRITER_KEEPS.items() if set(lost) <= keeps]
+        raise PointCloudFileError(
+            f"a {ext} file cannot hold the cloud's {' and '.join(lost)}; write "
+            f"{' / '.join(able)} to keep them, or pass drop_unsupported=True "
+            "to write without them",
+            path,
+        )
+    if lost:
+        cloud = PointCloud(
+            cloud.points,
+            cloud.normals if "normals" in WRITER_KEEPS[ext] else None,
+            cloud.colors if "colors" in WRITER_KEEPS[ext] else None,
+            cloud.fields if "fields" in WRITER_KEEPS[ext] else {},
+        )
+    try:
+        _lookup(_WRITERS, ext)(path, cloud)
+    except PointCloudFileError as err:
+        if err.path is not None:
+            raise
+        raise PointCloudFileError(err.problem, path) from None
 
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = supported_extensions()

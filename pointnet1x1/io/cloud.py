@@ -8,30 +8,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from pointnet1x1.io.errors import InputFileError
+
 PathLike = str | os.PathLike[str]
 
 
-class PointCloudFileError(ValueError):
+class PointCloudFileError(InputFileError):
     """A point-cloud or mesh file that cannot be read (or written) correctly.
 
     The message is one line that names the file and the problem, e.g.
-    ``"cloud.ply: truncated binary body: header declares 1000 vertices, ..."``.
+    ``"cloud.ply: truncated binary body: header declares 1000 vertices, ..."``;
+    the name is escaped (:func:`~pointnet1x1.io.errors.display_path`) so that the
+    line stays one line. An :class:`~pointnet1x1.io.errors.InputFileError`, hence
+    a ``ValueError``.
 
     Args:
         problem: What is wrong, with the offending value and the fix when known.
         path: The file concerned; prefixed to the message when given.
     """
-
-    def __init__(self, problem: str, path: PathLike | None = None) -> None:
-        self.path = None if path is None else os.fspath(path)
-        self.problem = problem
-        message = problem if path is None else f"{os.fspath(path)}: {problem}"
-        super().__init__(" ".join(message.split()))  # always a single line
 
 
 class Mesh(NamedTuple):
@@ -68,13 +66,16 @@ class PointCloud:
         points = np.asarray(self.points)
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must have shape (N, 3), got {points.shape}")
-        object.__setattr__(self, "points", np.ascontiguousarray(points, np.float32))
+        with np.errstate(over="ignore"):  # beyond float32 -> inf, refused by readers
+            points = np.ascontiguousarray(points, np.float32)
+        object.__setattr__(self, "points", points)
         n = len(points)
         for name in ("normals", "colors"):
             value = getattr(self, name)
             if value is None:
                 continue
-            value = np.ascontiguousarray(value, np.float32)
+            with np.errstate(over="ignore"):
+                value = np.ascontiguousarray(value, np.float32)
             if value.shape != (n, 3):
                 raise ValueError(f"{name} must have shape ({n}, 3), got {value.shape}")
             object.__setattr__(self, name, value)
@@ -109,13 +110,3 @@ class PointCloud:
             if wanted:
                 parts.append(value)
         return np.concatenate(parts, axis=1) if len(parts) > 1 else self.points
-
-
-def check_file(path: PathLike) -> Path:
-    """Return ``path`` as a Path after checking that it is an existing file."""
-    path = Path(path)
-    if path.is_dir():
-        raise PointCloudFileError("is a directory, expected a point-cloud file", path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    return path

@@ -17,7 +17,9 @@ import numpy as np
 
 from pointnet1x1.io._columns import colors_to_unit
 from pointnet1x1.io._las_check import check_las_header
-from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
+from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError
+from pointnet1x1.io.files import check_file, open_input
+from pointnet1x1.io.limits import check_allocation
 
 _LAS_FIELDS = ("intensity", "classification", "return_number", "gps_time")
 
@@ -33,18 +35,26 @@ def _require(module: str, extra: str, package: str, path: PathLike) -> ModuleTyp
         ) from None
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def read_las(path: PathLike) -> PointCloud:
     """Read a LAS or LAZ file with laspy (LAZ through its lazrs backend)."""
     path = check_file(path)
     laspy = _require("laspy", "las", "laspy[lazrs]", path)
-    try:
-        check_las_header(path)
-        las = laspy.read(str(path))
-    except PointCloudFileError as err:
-        raise PointCloudFileError(err.problem, path) from None
-    except Exception as err:  # laspy raises its own errors and plain ones
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PointCloudFileError(f"cannot read LAS/LAZ: {problem}", path) from None
+    with open_input(path) as file:
+        try:
+            check_las_header(file, path.suffix.lower() == ".laz")
+            las = laspy.read(file, closefd=False)
+        except PointCloudFileError as err:
+            raise PointCloudFileError(err.problem, path) from None
+        except BaseException as err:  # laspy's errors, plain ones, lazrs panics
+            if isinstance(err, KeyboardInterrupt | SystemExit):
+                raise
+            problem = _first_line(err)
+            raise PointCloudFileError(f"cannot read LAS/LAZ: {problem}", path) from None
     names = set(las.point_format.dimension_names)
     colors = None
     if {"red", "green", "blue"} <= names:
@@ -64,18 +74,24 @@ def read_e57(path: PathLike) -> PointCloud:
     """Read every scan of an E57 file with pye57, in the file's global frame.
 
     Normals (the ``nor:`` extension, which pye57's ``read_scan`` skips) are read
-    through libE57 buffers for cartesian scans.
+    through libE57 buffers for cartesian scans. libE57 opens the file by name,
+    after :func:`~pointnet1x1.io.files.check_file` (a regular file within the
+    size limit); each scan's declared point count is checked against the
+    allocation limit before its buffers are made.
     """
     path = check_file(path)
     pye57 = _require("pye57", "e57", "pye57", path)
     try:
         e57 = pye57.E57(str(path))
         scans = [_e57_scan(pye57, e57, i) for i in range(e57.scan_count)]
-    except PointCloudFileError:
-        raise
-    except Exception as err:
-        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PointCloudFileError(f"cannot read E57: {problem}", path) from None
+    except PointCloudFileError as err:
+        raise PointCloudFileError(err.problem, path) from None
+    except BaseException as err:  # libE57's errors, plain ones, panics
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
+        raise PointCloudFileError(
+            f"cannot read E57: {_first_line(err)}", path
+        ) from None
     if not scans:
         raise PointCloudFileError("E57 file holds no scan", path)
     points = np.concatenate([s[0] for s in scans])
@@ -95,6 +111,10 @@ def _e57_scan(
     pye57: ModuleType, e57: Any, index: int
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
     header = e57.get_header(index)
+    check_allocation(
+        int(header.point_count) * 8 * max(len(header.point_fields), 3),
+        f"E57 scan {index} ({header.point_count} points)",
+    )
     available = set(header.point_fields)
     wanted = ["cartesianX", "cartesianY", "cartesianZ"]
     if not set(wanted) <= available:  # spherical scan: let pye57 convert it

@@ -13,13 +13,8 @@ import re
 import numpy as np
 
 from pointnet1x1.io._polygons import fan_triangulate
-from pointnet1x1.io.cloud import (
-    Mesh,
-    PathLike,
-    PointCloud,
-    PointCloudFileError,
-    check_file,
-)
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloud, PointCloudFileError
+from pointnet1x1.io.files import read_input
 
 _REFS = re.compile(r"/[^\s]*")
 
@@ -85,9 +80,9 @@ def _faces(lines: list[str], num_vertices: int) -> np.ndarray:
 
 def read_obj(path: PathLike) -> Mesh | PointCloud:
     """Read an OBJ file: a :class:`Mesh`, or a :class:`PointCloud` without faces."""
-    path = check_file(path)
+    raw = read_input(path)
     try:
-        mesh = parse_obj(path.read_bytes().decode("latin-1"))
+        mesh = parse_obj(raw.decode("latin-1"))
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None
     return mesh if len(mesh.faces) else PointCloud(mesh.vertices)

@@ -18,7 +18,8 @@ import re
 import numpy as np
 
 from pointnet1x1.io._polygons import uniform_faces
-from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError, check_file
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError
+from pointnet1x1.io.files import read_input
 
 _KEYWORD = re.compile(r"\s*((?:ST)?C?N?4?n?OFF)?", re.ASCII)
 _COMMENT = re.compile(r"#[^\n]*")
@@ -47,10 +48,16 @@ def _faces_per_line(lines: list[str]) -> np.ndarray:
     tris: list[list[int]] = []
     for line in lines:
         tokens = line.split()
-        k = int(tokens[0])
-        if len(tokens) < k + 1:
+        try:
+            k = int(tokens[0])
+            ids = [int(t) for t in tokens[1 : k + 1]]
+        except ValueError:
+            raise PointCloudFileError(
+                f"face line {line.strip()[:60]!r} is not integers (a vertex count "
+                "in the header that does not match the vertices?)"
+            ) from None
+        if k < 0 or len(tokens) < k + 1:
             raise PointCloudFileError(f"face line {line.strip()[:60]!r} is too short")
-        ids = [int(t) for t in tokens[1 : k + 1]]
         tris.extend([ids[0], ids[i], ids[i + 1]] for i in range(1, k - 1))
     return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
 
@@ -159,8 +166,7 @@ def _parse_plain(raw: bytes) -> Mesh | None:
 
 def read_off(path: PathLike) -> Mesh:
     """Read an OFF mesh file; see :func:`parse_off`."""
-    path = check_file(path)
-    raw = path.read_bytes()
+    raw = read_input(path)
     try:
         mesh = _parse_plain(raw)
         return mesh if mesh is not None else parse_off(raw.decode("latin-1"))

@@ -10,21 +10,17 @@ numpy: a header and one structured array, binary little endian.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
 from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns
 from pointnet1x1.io._polygons import fan_triangulate, uniform_faces
-from pointnet1x1.io.cloud import (
-    Mesh,
-    PathLike,
-    PointCloud,
-    PointCloudFileError,
-    check_file,
-)
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloud, PointCloudFileError
+from pointnet1x1.io.files import open_input
 
 _FACE_LISTS = ("vertex_indices", "vertex_index")
 _PLY_TYPES = {
@@ -49,42 +45,81 @@ _NUMPY_TYPES = {
 
 class _Header(NamedTuple):
     format: str
-    elements: list[tuple[str, int, list[tuple[str, str]]]]  # props: (name, type)
+    # (name, count, props); a prop is (name, type) or, for lists, (name, "list",
+    # type of the length)
+    elements: list[tuple[str, int, list[tuple[str, ...]]]]
     size: int  # bytes up to the body
 
 
-def _read_header(path: Path) -> _Header:
-    with path.open("rb") as file:
-        head = file.read(1 << 16)
+def _parse_header(head: bytes) -> _Header:
     if not head:
         raise PointCloudFileError("file is empty")
     if not head.startswith(b"ply"):
         raise PointCloudFileError(f"not a PLY file: starts with {head[:20]!r}")
     end = head.find(b"end_header")
     newline = head.find(b"\n", end)
-    fmt, elements = "", []  # type: tuple[str, list[tuple[str, int, list[tuple[str, str]]]]]
-    for line in head[: max(end, 0)].decode("latin-1").splitlines():
+    if end < 0 or newline < 0:
+        raise PointCloudFileError(
+            f"malformed PLY: no 'end_header' line in the first {len(head)} bytes"
+        )
+    fmt, elements = "", []  # type: tuple[str, list[tuple[str, int, list[tuple[str, ...]]]]]
+    for line in head[:end].decode("latin-1").splitlines():
         words = line.split()
         if words[:1] == ["format"] and len(words) > 1:
             fmt = words[1]
-        elif words[:1] == ["element"] and len(words) > 2 and words[2].isdigit():
+        elif words[:1] == ["element"] and len(words) > 2:
+            if not words[2].isdigit():
+                raise PointCloudFileError(
+                    f"malformed PLY header: element {words[1]!r} count {words[2]!r} "
+                    "is not a non-negative integer"
+                )
             elements.append((words[1], int(words[2]), []))
         elif words[:1] == ["property"] and elements and len(words) > 2:
-            kind = "list" if words[1] == "list" else words[1]
-            elements[-1][2].append((words[-1], kind))
-    return _Header(fmt, elements, newline + 1 if end >= 0 and newline >= 0 else -1)
+            if words[1] == "list" and len(words) > 4:
+                elements[-1][2].append((words[-1], "list", words[2]))
+            else:
+                elements[-1][2].append((words[-1], words[1]))
+    return _Header(fmt, elements, newline + 1)
 
 
-def _read_ascii(path: Path, header: _Header) -> PointCloud | Mesh | None:
+def _check_counts(header: _Header, size: int) -> None:
+    """Refuse element counts the body cannot hold, before plyfile allocates them
+    (it makes an array of the declared count for elements with lists and for
+    ascii bodies): a binary row takes at least its scalars and list lengths, an
+    ascii row at least one byte per property."""
+    left = size - header.size
+    binary = header.format != "ascii"
+    for name, count, props in header.elements:
+        row = 0
+        for prop in props:
+            kind = prop[2] if prop[1] == "list" else prop[1]
+            row += np.dtype(_NUMPY_TYPES.get(kind, "u1")).itemsize if binary else 1
+        if count * row > left:
+            exact = binary and all(p[1] != "list" for p in props)
+            what = f"{row} bytes" if exact else f"at least {row} bytes"
+            where = f" (row {left // row}: early end-of-file)" if exact else ""
+            raise PointCloudFileError(
+                f"truncated body: header declares {count} {name} rows of {what} "
+                f"but only {max(left, 0)} bytes follow{where}"
+            )
+        if count and not props:
+            raise PointCloudFileError(
+                f"malformed PLY header: element {name!r} has {count} rows but no "
+                "property"
+            )
+        left -= count * row
+
+
+def _read_ascii(raw: bytes, header: _Header) -> PointCloud | Mesh | None:
     """ASCII PLY at numpy speed (plyfile parses ascii line by line): a vertex
     element of scalars, optionally followed by one face element of one list.
     Returns None for any other layout (plyfile reads it)."""
     (name, count, props), *rest = header.elements
-    if name != "vertex" or any(kind not in _NUMPY_TYPES for _, kind in props):
+    if name != "vertex" or any(p[1] not in _NUMPY_TYPES for p in props):
         return None
     if rest and (len(rest) > 1 or rest[0][0] != "face" or len(rest[0][2]) != 1):
         return None
-    body = path.read_bytes()[header.size :]
+    body = raw[header.size :]
     try:
         values = np.fromstring(body, dtype=np.float64, sep=" ")
     except ValueError:
@@ -97,8 +132,8 @@ def _read_ascii(path: Path, header: _Header) -> PointCloud | Mesh | None:
         )
     table = values[: count * width].reshape(count, width)
     columns = {
-        prop: table[:, i].astype(_NUMPY_TYPES[kind])
-        for i, (prop, kind) in enumerate(props)
+        prop[0]: table[:, i].astype(_NUMPY_TYPES[prop[1]])
+        for i, prop in enumerate(props)
     }
     cloud = cloud_from_columns(columns)
     if not rest or rest[0][1] == 0:
@@ -124,33 +159,22 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
     """Read a PLY file: a :class:`Mesh` when it has faces, else a :class:`PointCloud`.
 
     Vertex properties ``x y z``, ``nx ny nz``, ``red green blue`` become points,
-    normals and colours; every other scalar property becomes a field.
+    normals and colours; every other scalar property becomes a field. Element
+    counts are checked against the file size before plyfile reads the body.
     """
-    path = check_file(path)
     from plyfile import PlyData, PlyParseError
 
-    try:
-        header = _read_header(path)
-        if header.format == "ascii" and header.elements and header.size > 0:
-            result = _read_ascii(path, header)
-            if result is not None:
-                return _checked(result, path)
-        faces = [props for name, _, props in header.elements if name == "face"]
-        list_name = (
-            next((p for p, kind in faces[0] if kind == "list"), None) if faces else None
-        )
-        known = {"face": {list_name: 3}} if list_name else {}
+    path = Path(path)
+    with open_input(path) as file:
         try:
-            ply = PlyData.read(str(path), known_list_len=known)
-        except PlyParseError as err:
-            if "unexpected list length" not in str(err):
-                raise
-            ply = PlyData.read(str(path))  # not all triangles: the slow path
-    except (PlyParseError, UnicodeDecodeError, ValueError) as err:
-        if isinstance(err, PointCloudFileError):
+            ply = _read(file, PlyData, PlyParseError)
+        except PointCloudFileError as err:
             raise PointCloudFileError(err.problem, path) from None
-        problem = "truncated body" if "end-of-file" in str(err) else "malformed PLY"
-        raise PointCloudFileError(f"{problem}: {err}", path) from None
+        except (PlyParseError, UnicodeDecodeError, ValueError) as err:
+            problem = "truncated body" if "end-of-file" in str(err) else "malformed PLY"
+            raise PointCloudFileError(f"{problem}: {err}", path) from None
+    if not isinstance(ply, PlyData):
+        return _checked(ply, path)
     if "vertex" not in ply:
         raise PointCloudFileError("PLY file has no 'vertex' element", path)
     vertex = ply["vertex"].data
@@ -168,6 +192,31 @@ def read_ply(path: PathLike) -> PointCloud | Mesh:
     if face_list is None or len(ply["face"].data) == 0:
         return cloud
     return _checked(Mesh(cloud.points, _triangles(ply["face"].data[face_list])), path)
+
+
+def _read(file: IO[bytes], ply_data: Any, parse_error: type[Exception]) -> Any:
+    """The ascii fast path's cloud or mesh, else plyfile's ``PlyData``."""
+    size = os.fstat(file.fileno()).st_size
+    header = _parse_header(file.read(1 << 16))
+    _check_counts(header, size)
+    if header.format == "ascii" and header.elements:
+        file.seek(0)
+        result = _read_ascii(file.read(), header)
+        if result is not None:
+            return result
+    faces = [props for name, _, props in header.elements if name == "face"]
+    list_name = (
+        next((p[0] for p in faces[0] if p[1] == "list"), None) if faces else None
+    )
+    known = {"face": {list_name: 3}} if list_name else {}
+    file.seek(0)
+    try:
+        return ply_data.read(file, known_list_len=known)
+    except parse_error as err:
+        if "unexpected list length" not in str(err):
+            raise
+    file.seek(0)
+    return ply_data.read(file)  # not all triangles: the slow path
 
 
 def _checked(result: PointCloud | Mesh, path: Path) -> PointCloud | Mesh:

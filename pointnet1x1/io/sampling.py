@@ -31,7 +31,8 @@ def sample_surface(
 
     Raises:
         PointCloudFileError: The mesh has no faces or only zero-area faces.
-        ValueError: Bad shapes, indices out of range or ``num_points <= 0``.
+        ValueError: Bad shapes, indices out of range, ``num_points <= 0``, or
+            vertices beyond the float32 range.
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces)
@@ -73,7 +74,12 @@ def sample_surface(
     fa, fb, fc = a[picked], b[picked], c[picked]
     points = (1.0 - r1) * fa + r1 * (1.0 - r2) * fb + r1 * r2 * fc
     normals = cross[picked] / area[picked, None]
-    return points.astype(np.float32), normals.astype(np.float32)
+    points32 = points.astype(np.float32)
+    if not np.isfinite(points32).all():
+        raise ValueError(
+            "vertices beyond the float32 range (+-3.4e38) sample to infinite points"
+        )
+    return points32, normals.astype(np.float32)
 
 
 def subsample(cloud: PointCloud, num_points: int, seed: Seed = 0) -> PointCloud:

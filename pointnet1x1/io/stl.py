@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError, check_file
+from pointnet1x1.io.cloud import Mesh, PathLike, PointCloudFileError
+from pointnet1x1.io.files import read_input
 
 _FACET = np.dtype(
     [("normal", "<f4", 3), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")]
@@ -49,8 +50,8 @@ def _ascii_corners(text: str) -> np.ndarray:
 
 def read_stl(path: PathLike) -> Mesh:
     """Read an STL mesh; see :func:`parse_stl`."""
-    path = check_file(path)
+    raw = read_input(path)
     try:
-        return parse_stl(path.read_bytes())
+        return parse_stl(raw)
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None

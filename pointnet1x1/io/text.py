@@ -13,7 +13,8 @@ the columns are read by count and extension:
   fields ``column_6``, ``column_7``, ...
 
 Colours above 1 are taken as 0-255 and divided by 255. The table is read by
-``np.loadtxt`` (numpy's C parser since 1.23), straight from the file.
+``np.loadtxt`` (numpy's C parser since 1.23) from the text of the file, read
+through :func:`~pointnet1x1.io.files.read_input` (regular files, size limit).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from pointnet1x1._atomic import atomic_open
 from pointnet1x1.io._columns import cloud_from_columns, colors_to_unit
-from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError, check_file
+from pointnet1x1.io.cloud import PathLike, PointCloud, PointCloudFileError
+from pointnet1x1.io.files import read_input
 
 _BAD_VALUE = re.compile(
     r"could not convert string (.*) to \w+ at row (\d+), column (\d+)"
@@ -165,11 +168,11 @@ def _unit_vectors(block: np.ndarray) -> bool:
 
 def read_text(path: PathLike) -> PointCloud:
     """Read a text point cloud (``.xyz .xyzn .xyzrgb .pts .txt .csv``)."""
-    path = check_file(path)
-    with path.open("rb") as file:
-        head = file.read(_HEAD).decode("latin-1")
+    raw = read_input(path)
+    text = raw.decode("latin-1")
+    del raw  # the text alone from here on
     try:
-        return _parse(str(path), head, path.suffix)
+        return _parse(io.StringIO(text), text[:_HEAD], Path(path).suffix)
     except PointCloudFileError as err:
         raise PointCloudFileError(err.problem, path) from None
 

@@ -1,13 +1,22 @@
 import hashlib
 import http.server
+import os
+import socket
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from pointnet1x1.cli import main
-from pointnet1x1.data.download import download_dataset, download_file, prepare_from_zip
+from pointnet1x1.data.download import (
+    DownloadError,
+    download_dataset,
+    download_file,
+    prepare_from_zip,
+)
+from pointnet1x1.io.errors import InputFileError
 
 RESAMPLED = (
     Path(__file__).resolve().parents[2]
@@ -23,6 +32,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     payload = b""
     cut: int | None = None
+    send_length = True  # False: no Content-Length, the end is the connection's
     requests: list = []
 
     def do_GET(self):  # noqa: N802
@@ -44,7 +54,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = cls.payload[start:]
-        self.send_header("Content-Length", str(len(body)))
+        if cls.send_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if cls.cut is not None:
             body, cls.cut = body[: cls.cut], None  # announce all, send part, hang up
@@ -228,7 +239,12 @@ def test_cli_download_prepare_info(server, tmp_path, capsys):
         )
         == 2
     )
-    assert "error: <urlopen error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "cannot download http://127.0.0.1:1/a.zip: [Errno 111] Connection refused"
+        in err
+    )
+    assert "pointnet1x1 data prepare --from-zip ModelNet10.zip --root" in err
     assert main(["data", "prepare"]) == 2
     assert "either --from-zip FILE or a dataset ROOT" in capsys.readouterr().err
 
@@ -252,3 +268,107 @@ def test_known_member_md5_of_the_hdf5_archive_is_checked_before_the_rename(tmp_p
         zpath, out, member_md5={"ply_data_train0.h5": digest}, progress=False
     )
     assert (root / "ply_data_train0.h5").read_bytes() == b"not the real file"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:  # bound then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_offline_download_names_the_url_and_the_way_out(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}/modelnet40_normal_resampled.zip"
+    with pytest.raises(DownloadError) as info:
+        download_dataset("modelnet40", "resampled", tmp_path, url=url, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"cannot download {url}: [Errno 111] Connection refused")
+    assert message.endswith(
+        f"or download {url} another way and run: pointnet1x1 data prepare "
+        f"--from-zip modelnet40_normal_resampled.zip --root {tmp_path}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_download_without_content_length_never_looks_complete(server, tmp_path):
+    handler, url = server
+    handler.payload = _resampled_zip(tmp_path / "src.zip")
+    handler.send_length, handler.cut = False, 3000  # the server just hangs up
+    root = tmp_path / "root"
+    with pytest.raises(DownloadError, match="not a complete zip archive yet"):
+        download_dataset(
+            "modelnet40", "resampled", root, url=f"{url}/m.zip", progress=False
+        )
+    assert sorted(p.name for p in root.iterdir()) == [
+        "modelnet40_normal_resampled.zip.part"
+    ]
+    # the next run resumes the part, and only the verified whole is unpacked
+    out = download_dataset(
+        "modelnet40", "resampled", root, url=f"{url}/m.zip", progress=False
+    )
+    assert handler.requests == [None, "bytes=3000-"]
+    assert sorted(p.name for p in root.iterdir()) == ["modelnet40_normal_resampled"]
+    assert (out / "person" / "person_0089.txt").read_bytes() == (
+        RESAMPLED / "person" / "person_0089.txt"
+    ).read_bytes()
+
+
+def test_download_file_without_any_way_to_verify_keeps_the_part(server, tmp_path):
+    handler, url = server
+    handler.payload, handler.send_length = b"x" * 1000, False
+    dest = tmp_path / "f.bin"
+    with pytest.raises(ValueError, match="announced no size, so a complete download"):
+        download_file(f"{url}/f.bin", dest, progress=False)
+    assert not dest.exists() and (tmp_path / "f.bin.part").stat().st_size == 1000
+    assert download_file(f"{url}/f.bin", dest, size=1000, progress=False) == dest
+
+
+def _zip(path: Path, names: list[str]) -> Path:
+    with zipfile.ZipFile(path, "w") as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names
+        for name in names:
+            z.writestr(name, "x.off\n" if name.endswith(".txt") else "OFF\n0 0 0\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["../ModelNet40/a/train/a_1.off"], "has an empty, '.' or '..' component"),
+        (["./ModelNet40/a/train/a_1.off"], "has an empty, '.' or '..' component"),
+        (["ModelNet40/../../x.off"], "has an empty, '.' or '..' component"),
+        (["/etc/ModelNet40/a_1.off"], "is an absolute path"),
+        (["ModelNet40\\a\\a_1.off"], "holds a backslash"),
+        (["ModelNet40/a/a_1.off", "ModelNet40/a/a_1.off"], "appears twice"),
+    ],
+)
+def test_unsafe_or_duplicate_member_names_are_refused(tmp_path, names, problem):
+    archive = _zip(tmp_path / "ModelNet40.zip", names)
+    root = tmp_path / "root"
+    with pytest.raises(InputFileError) as info:
+        prepare_from_zip(archive, root, progress=False)
+    assert f"member {names[-1]!r} {problem}; refusing to unpack" in str(info.value)
+    assert not root.exists()
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(tmp_path):
+    archive = tmp_path / "ModelNet40.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ModelNet40/a/train/a_1.off", b"OFF\n" + bytes(64 << 20))
+    assert archive.stat().st_size * 200 < 64 << 20  # deflate: about 1000:1
+    with pytest.raises(InputFileError, match="a ratio above the limit of 200"):
+        prepare_from_zip(archive, tmp_path / "root", progress=False)
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_killed_unpack_leaves_nothing_for_the_next_run(tmp_path):
+    root = tmp_path / "root"
+    dead = root / ".modelnet40_normal_resampled.unpack-999999999-abc"  # no such pid
+    legacy = root / ".modelnet40_normal_resampled.tmp-xyz"  # the old naming
+    alive = root / f".modelnet40_normal_resampled.unpack-{os.getpid()}-def"
+    for folder in (dead, legacy, alive):
+        (folder / "person").mkdir(parents=True)
+    good = tmp_path / "good.zip"
+    _resampled_zip(good)
+    prepare_from_zip(good, root, progress=False)
+    names = sorted(p.name for p in root.iterdir())
+    assert names == [alive.name, "modelnet40_normal_resampled"]  # a live run's stays

@@ -41,7 +41,7 @@ def _cloud(normals=True, colors=True, fields=True):
     [
         (".ply", True, True, True),
         (".npz", True, True, True),
-        (".pcd", True, True, False),
+        (".pcd", True, True, True),
         (".npy", True, False, False),
         (".npy", False, False, False),
         (".xyz", False, False, False),
@@ -71,7 +71,10 @@ def test_write_is_atomic_and_refuses_what_the_format_cannot_hold(tmp_path):
     path = tmp_path / "cloud.npy"
     write_points(path, _cloud(False, False, False))
     before = path.read_bytes()
-    with pytest.raises(PointCloudFileError, match="write .npz to keep colors"):
+    with pytest.raises(
+        PointCloudFileError,
+        match=r"cannot hold the cloud's colors and fields; write \.ply / \.pcd / \.npz",
+    ):
         write_points(path, _cloud())
     with pytest.raises(PointCloudFileError, match="no normals to write to .xyzn"):
         write_points(tmp_path / "c.xyzn", _cloud(normals=False))
