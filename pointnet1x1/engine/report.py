@@ -1,112 +1,83 @@
-"""The end of a run: test both checkpoints once, write report.json and the plots."""
+"""The end of a run, for every task: test both checkpoints once, write report.json and plots."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pointnet1x1._atomic import atomic_write_json
 from pointnet1x1.engine import distributed as D
-from pointnet1x1.engine._data import ClassificationData
-from pointnet1x1.engine.checkpoint import _versions, load_model_checkpoint
-from pointnet1x1.engine.config import TrainConfig
-from pointnet1x1.engine.evaluate import evaluate_split
-from pointnet1x1.engine.metrics import classification_metrics
+from pointnet1x1.engine.checkpoint import load_model_checkpoint
+from pointnet1x1.engine.metadata import _versions
+
+if TYPE_CHECKING:
+    from pointnet1x1.engine.trainer import Trainer
 
 
-def finish_run(
-    cfg: TrainConfig,
-    data: ClassificationData,
-    model: nn.Module,
-    history: list[dict[str, Any]],
-    best: dict[str, Any],
-    out: Path,
-    device: torch.device,
-    info: D.DistInfo,
-    timings: dict[str, float],
-    log: Any,
-) -> dict[str, Any]:
+def finish_run(run: Trainer) -> dict[str, Any]:
     """Evaluate the last and the validation-best model on the test split, once.
 
     ``test`` in the report is the validation-best model's (the honest choice: it
     was picked without looking at the test set); ``test_last`` is the last epoch's.
     """
-    from pointnet1x1.engine.plots import plot_confusion, plot_curves
+    from pointnet1x1.engine.plots import plot_curves
 
-    assert data.test is not None
-    k, names = len(data.class_names), data.class_names
+    cfg, task, info, out = run.cfg, run.task, run.info, run.out
+    history, best, timings = run.history, run.best, run.timings
     t0 = time.perf_counter()
     best_model = load_model_checkpoint(
-        out / "checkpoints" / "best.safetensors", map_location=device
+        out / "checkpoints" / "best.safetensors", map_location=run.device
     ).model
-    results: dict[str, dict[str, Any]] = {}
-    for which, net in (("last", model), ("best", best_model)):
-        conf, loss = evaluate_split(
-            net, data.test.points, data.test.labels, k, batch_size=64,
-            device=device, votes=cfg.votes, up_axis=data.up_axis, info=info,
-        )  # fmt: skip
-        results[which] = {**classification_metrics(conf).to_dict(names), "loss": loss}
+    results = {
+        "last": task.evaluate(run.model, "test"),
+        "best": task.evaluate(best_model, "test"),
+    }
     timings["test_s"] = time.perf_counter() - t0
-    digests = [str(d) for d in D.gather_objects(D.weight_digest(model), info)]
+    digests = [str(d) for d in D.gather_objects(D.weight_digest(run.model), info)]
     last_epoch = history[-1]["epoch"] if history else 0
     results["last"]["checkpoint"] = f"last (epoch {last_epoch})"
     results["best"]["checkpoint"] = (
-        f"best (epoch {best['epoch']}, highest validation OA, latest on ties)"
+        f"best (epoch {best['epoch']}, {task.selection}, latest on ties)"
     )
     timings["total_s"] = time.perf_counter() - timings.pop("start")
-    timings["epoch_s"] = timings["train_s"] / max(len(history), 1)
+    timings["epoch_s"] = timings.get("train_s", 0.0) / max(len(history), 1)
     ckpt = out / "checkpoints"
+    best_record: dict[str, Any] = next(
+        (h for h in history if h["epoch"] == best["epoch"]), {}
+    )
     report = {
-        "task": "cls",
+        "task": task.name,
         "run_dir": str(out.resolve()),
         "model": cfg.model,
-        "class_names": names,
-        "data": {
-            "root": data.root or "embedded default",
-            "num_train": len(data.train),
-            "num_val": len(data.val),
-            "num_test": len(data.test),
-        },  # fmt: skip
         "test": {**results["best"], "which": "best"},
         "test_best": results["best"],
         "test_last": results["last"],
         "note": "test = the validation-best checkpoint (test_best); test_last = the last epoch's",
         "best_epoch": best["epoch"],
-        "val_best": {"oa": best["val_oa"], "macc": best["val_macc"]},
-        "votes": cfg.votes,
+        "selection": task.selection + "; ties go to the later epoch",
+        "val_best": {k[4:]: v for k, v in best_record.items() if k.startswith("val_")},
         "epochs": last_epoch,
         "timings": timings,
         "checkpoints": {
-            name: str(ckpt / f"{name}.{ext}")
-            for name, ext in (
-                ("best", "safetensors"),
-                ("last", "safetensors"),
-                ("state", "pt"),
-            )
+            "best": str(ckpt / "best.safetensors"),
+            "last": str(ckpt / "last.safetensors"),
+            "state": str(ckpt / "state.pt"),
         },
-        "device": str(device),
+        "device": str(run.device),
         "world_size": info.world_size,
         "weight_digests": digests,
         "weights_identical_across_ranks": len(set(digests)) == 1,
+        **task.report(results, out),
         "config": cfg.to_dict(),
         "versions": _versions(),
     }
     if info.is_main:
         atomic_write_json(out / "report.json", report)
         if history:
-            plot_curves(history, out / "curves.png")
-        title = f"test, {results['best']['checkpoint']}"
-        plot_confusion(
-            results["best"]["confusion"], names, out / "confusion.png", title=title
-        )
-        b, last = results["best"], results["last"]
-        log(
-            f"test OA {100 * b['oa']:.2f}%  mAcc {100 * b['macc']:.2f}% (validation-best, "
-            f"epoch {best['epoch']}); last epoch: OA {100 * last['oa']:.2f}%  mAcc "
-            f"{100 * last['macc']:.2f}%; {timings['total_s']:.0f}s; run folder {out}"
+            plot_curves(history, out / "curves.png", metrics=task.curves)
+        run.progress.log(
+            f"test {task.summary(results['best'])} (validation-best, epoch "
+            f"{best['epoch']}); last epoch: {task.summary(results['last'])}; "
+            f"{timings['total_s']:.0f}s; run folder {out}"
         )
     return report
