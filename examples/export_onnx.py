@@ -13,8 +13,8 @@ Files go to ``--out`` when given, else to a temporary folder removed at the end
    class names and preprocessing in the ONNX metadata, and checks the file
    against eager PyTorch on two point counts (it raises above 1e-4).
    The command line does the same: ``pointnet1x1 export CKPT --out model.onnx``.
-3. Classify with :class:`~pointnet1x1.export.OnnxClassifier` (same
-   preprocessing as the checkpoint's ``Classifier``), and with bare
+3. Classify with ``Classifier.from_onnx`` (the same preprocessing as the
+   checkpoint's ``Classifier``, with onnxruntime as its backend), and with bare
    onnxruntime, reading the metadata like any deployment would.
 """
 
@@ -33,7 +33,7 @@ from pointnet1x1 import PointNetClassifier
 from pointnet1x1.data import ModelNet, collate, default_data_root
 from pointnet1x1.engine import Classifier
 from pointnet1x1.engine.checkpoint import make_preprocessing, save_model_checkpoint
-from pointnet1x1.export import OnnxClassifier, export_checkpoint
+from pointnet1x1.export import export_checkpoint, read_onnx_metadata
 
 
 def train_quick(out: Path, epochs: int, num_points: int, seed: int = 0) -> Path:
@@ -61,7 +61,7 @@ def train_quick(out: Path, epochs: int, num_points: int, seed: int = 0) -> Path:
         model_name="pointnet",
         model_kwargs=kwargs,
         class_names=data.class_names,
-        preprocessing=make_preprocessing(num_points),
+        preprocessing=make_preprocessing(num_points, up_axis=data.up_axis),
     )
 
 
@@ -71,7 +71,7 @@ def main(
     epochs: int = 3,
     num_points: int = 128,
 ) -> dict[str, float]:
-    """Export, check and classify; returns accuracy and agreement figures.
+    """Export, check and classify; returns accuracy, agreement and difference figures.
 
     ``out``: where the checkpoint and ``model.onnx`` go; None: a temporary folder.
     """
@@ -87,22 +87,25 @@ def main(
     for batch, n, diff in parity.checks:
         print(f"parity B={batch} N={n}: max |onnxruntime - eager| = {diff:.1e}")
 
-    # The deployment side: OnnxClassifier reads names + preprocessing from the file.
-    onnx_clf = OnnxClassifier.from_file(onnx_path)
-    torch_clf = Classifier.from_checkpoint(ckpt, device="cpu")
-    prep = onnx_clf.preprocessing
-    test = ModelNet(
-        default_data_root(), "test", num_points=2 * prep["num_points"], progress=False
+    # The deployment side: names + preprocessing come from the file. The test
+    # clouds below are in the dataset's up axis, so the predictors are told.
+    n = read_onnx_metadata(onnx_path)["preprocessing"]["num_points"]
+    test = ModelNet(default_data_root(), "test", num_points=2 * n, progress=False)
+    onnx_clf = Classifier.from_onnx(onnx_path, input_up_axis=test.up_axis)
+    torch_clf = Classifier.from_checkpoint(
+        ckpt, device="cpu", input_up_axis=test.up_axis
     )
     clouds = [points for points, _ in test]
     labels = np.array([label for _, label in test])
-    onnx_pred = np.array([p.class_index for p in onnx_clf.predict(clouds)])
-    torch_pred = np.array([p.class_index for p in torch_clf.predict(clouds)])
-    accuracy = float((onnx_pred == labels).mean())
-    agreement = float((onnx_pred == torch_pred).mean())
+    onnx_probs = onnx_clf.predict_proba(clouds)
+    torch_probs = torch_clf.predict_proba(clouds)
+    accuracy = float((onnx_probs.argmax(1) == labels).mean())
+    agreement = float((onnx_probs.argmax(1) == torch_probs.argmax(1)).mean())
+    difference = float(np.abs(onnx_probs - torch_probs).max())
     print(f"{onnx_clf}")
     print(f"test accuracy (onnxruntime): {accuracy:.1%} on {len(labels)} clouds")
-    print(f"same class as the PyTorch Classifier: {agreement:.1%}")
+    print(f"same class as the PyTorch Classifier: {agreement:.1%} "
+          f"(probabilities within {difference:.1e})")  # fmt: skip
 
     # Bare onnxruntime: everything needed is in the file.
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -111,7 +114,10 @@ def main(
     x = onnx_clf.preprocess(clouds[0])[None].transpose(0, 2, 1)  # (1, C, N)
     (logits,) = session.run(None, {"points": np.ascontiguousarray(x)})
     print(f"bare onnxruntime on one cloud: {names[int(logits.argmax())]!r}")
-    return {"accuracy": accuracy, "agreement": agreement, "parity": parity.max_abs_diff}
+    return {
+        "accuracy": accuracy, "agreement": agreement, "parity": parity.max_abs_diff,
+        "max_probability_difference": difference,
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -29,12 +29,17 @@ def main(epochs: int | None = None, out: str = "runs/example") -> dict:
           f"({report['test']['checkpoint']})")  # fmt: skip
 
     # 2. Classify with the validation-best checkpoint; its preprocessing comes along.
+    #    Files are taken to be z up (meshes, scans) and turned to the model's axis.
     checkpoint = Path(out) / "checkpoints" / "best.safetensors"
+    mesh = sorted((default_data_root() / "torus" / "test").glob("*.off"))[0]
     clf = pointnet1x1.Classifier.from_checkpoint(checkpoint)
     print(clf)
+    print(f"  {mesh.name}:", clf.predict([mesh])[0].label)
 
-    # a (B, N, 3) batch ...
+    # Arrays from a dataset are already in the dataset's up axis: say so.
     test = ModelNet(default_data_root(), "test", num_points=512, progress=False)
+    clf = pointnet1x1.Classifier.from_checkpoint(checkpoint, input_up_axis=test.up_axis)
+    # a (B, N, 3) batch ...
     batch = test.points[:4, :512]
     for pred, label in zip(clf.predict(batch, top_k=2), test.labels[:4], strict=True):
         top = ", ".join(f"{name} {p:.2f}" for name, p in pred.top_k)
@@ -45,12 +50,6 @@ def main(epochs: int | None = None, out: str = "runs/example") -> dict:
     sphere = rng.normal(size=(700, 3))
     sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
     print("  a random sphere:", clf.predict([sphere, test.points[5, :300]])[0].label)
-
-    # ... or files in any supported format (here a mesh of the default dataset,
-    # z up like Princeton's OFF files, so tell the classifier)
-    mesh = sorted((default_data_root() / "torus" / "test").glob("*.off"))[0]
-    z_up = pointnet1x1.Classifier.from_checkpoint(checkpoint, input_up_axis="z")
-    print(f"  {mesh.name}:", z_up.predict([mesh])[0].label)
     return report
 
 

@@ -32,7 +32,11 @@ _EXPORTS: dict[str, str] = {
     "create_model": "pointnet1x1.models",
     "list_models": "pointnet1x1.models",
     "register_model": "pointnet1x1.models",
+    "model_info": "pointnet1x1.models",
     "Classifier": "pointnet1x1.engine",
+    "PartSegmenter": "pointnet1x1.engine",
+    "Preprocessing": "pointnet1x1.engine",
+    "load_predictor": "pointnet1x1.engine",
     "TrainConfig": "pointnet1x1.engine",
     "train": "pointnet1x1.engine",
     "evaluate_checkpoint": "pointnet1x1.engine",
@@ -42,8 +46,11 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # explicit re-exports for type checkers and IDEs
     from pointnet1x1.engine import Classifier as Classifier
+    from pointnet1x1.engine import PartSegmenter as PartSegmenter
+    from pointnet1x1.engine import Preprocessing as Preprocessing
     from pointnet1x1.engine import TrainConfig as TrainConfig
     from pointnet1x1.engine import evaluate_checkpoint as evaluate_checkpoint
+    from pointnet1x1.engine import load_predictor as load_predictor
     from pointnet1x1.engine import train as train
     from pointnet1x1.models import PointNet2Classifier as PointNet2Classifier
     from pointnet1x1.models import PointNet2Segmenter as PointNet2Segmenter
@@ -52,6 +59,7 @@ if TYPE_CHECKING:  # explicit re-exports for type checkers and IDEs
     from pointnet1x1.models import PointNetSegmenter as PointNetSegmenter
     from pointnet1x1.models import create_model as create_model
     from pointnet1x1.models import list_models as list_models
+    from pointnet1x1.models import model_info as model_info
     from pointnet1x1.models import register_model as register_model
     from pointnet1x1.nn import SharedMLP as SharedMLP
     from pointnet1x1.nn import SharedMLP2d as SharedMLP2d

@@ -327,6 +327,7 @@ def convert_checkpoint(
     preprocessing = make_preprocessing(
         num_points or _NUM_POINTS[source],
         use_normals=converted.model_kwargs["in_channels"] == 6,
+        up_axis="y",  # both ports train on y-up files (modelnet40_normal_resampled, hdf5)
     )
     written = save_model_checkpoint(
         out,

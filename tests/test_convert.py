@@ -246,6 +246,7 @@ def test_cli_convert_writes_a_checkpoint_with_the_same_logits(tmp_path, capsys):
     assert meta["class_names"] == ["airplane", "bathtub", "person"]
     assert meta["preprocessing"]["num_points"] == 1024
     assert meta["extra"]["converted_from"]["source"] == "yanx27"
+    assert meta["preprocessing"]["up_axis"] == "y"  # trained on y-up resampled files
     x = _clouds(batch=2, n=128)
     with torch.no_grad():
         torch.testing.assert_close(

@@ -7,7 +7,7 @@ the outputs and the gradients (w.r.t. the input and the weights) agree.
 import torch
 from torch import nn
 
-from pointnet1x1 import PointNetClassifier, SharedMLP
+from pointnet1x1 import PointNetClassifier, SharedMLP, SharedMLP2d
 
 TOL = 1e-10
 
@@ -41,6 +41,40 @@ def test_conv1d_1x1_is_a_linear_layer_shared_by_every_point():
     _assert_close(gx_c, gx_l)
     _assert_close(gw_c[:, :, 0], gw_l)
     _assert_close(gb_c, gb_l)
+
+
+def test_the_librarys_shared_mlp_is_a_linear_layer_shared_by_every_point():
+    # identity 1 on SharedMLP itself, in training mode: Conv1d 1x1 + BatchNorm1d +
+    # ReLU over (B, C, N) equals one nn.Linear applied to each point, then batch
+    # norm over all B * N points as one batch, then ReLU
+    torch.manual_seed(7)
+    B, C, D, N = 3, 4, 6, 20
+    mlp = SharedMLP([C, D], bias=True).double().train()
+    conv, bn = mlp.layers[0], mlp.layers[1]
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_()
+    linear = nn.Linear(C, D).double()
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight[:, :, 0])
+        linear.bias.copy_(conv.bias)
+    x = torch.randn(B, C, N, dtype=torch.float64, requires_grad=True)
+    y = mlp(x)  # (B, D, N)
+
+    per_point = torch.stack([linear(x[:, :, n]) for n in range(N)], dim=2)  # (B, D, N)
+    rows = per_point.permute(0, 2, 1).reshape(B * N, D)  # every point, one batch
+    mean, var = rows.mean(0), rows.var(0, unbiased=False)
+    normed = (rows - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+    by_hand = normed.relu().reshape(B, N, D).permute(0, 2, 1)
+    _assert_close(y, by_hand)
+    g = torch.randn_like(y)
+    gx, gw = _grads(y, g, [x, conv.weight])
+    gx_h, gw_h = _grads(by_hand, g, [x, linear.weight])
+    _assert_close(gx, gx_h)
+    _assert_close(gw[:, :, 0], gw_h)
+    # and flat (M, C) points (the ragged layout) give the same numbers
+    flat = x.detach().permute(0, 2, 1).reshape(B * N, C)
+    _assert_close(mlp(flat), by_hand.detach().permute(0, 2, 1).reshape(B * N, D))
 
 
 def test_shared_mlp_equals_its_linear_version_applied_point_by_point():
@@ -124,6 +158,31 @@ def test_1x1_conv_over_rgb_image_is_a_per_pixel_dense_layer():
     gx_d, gw_d = _grads(y_dense, g, [image, dense.weight])
     _assert_close(gx_c, gx_d)
     _assert_close(gw_c.view(D, 3), gw_d)
+
+
+def test_the_librarys_2d_shared_mlp_over_an_image_is_a_per_pixel_dense_layer():
+    # identity 4 on SharedMLP2d (the PointNet++ block), norm and activation off
+    torch.manual_seed(8)
+    B, H, W, D = 2, 5, 7, 4
+    mlp = SharedMLP2d([3, D], norm_layer=None, act_layer=None).double()
+    conv = mlp.layers[0]
+    dense = nn.Linear(3, D).double()
+    with torch.no_grad():
+        dense.weight.copy_(conv.weight.view(D, 3))
+        dense.bias.copy_(conv.bias)
+    image = torch.randn(B, 3, H, W, dtype=torch.float64, requires_grad=True)
+    y = mlp(image)
+    for i in range(H):
+        for j in range(W):
+            _assert_close(y[:, :, i, j], dense(image[:, :, i, j]))
+    # identity 5 through it: summed class maps = dense on summed features + (HW-1) b
+    summed = y.sum(dim=(2, 3))
+    _assert_close(summed, dense(image.sum(dim=(2, 3))) + (H * W - 1) * dense.bias)
+    g = torch.randn_like(summed)
+    gx, gw = _grads(summed, g, [image, conv.weight])
+    gx_d, gw_d = _grads(dense(image.sum(dim=(2, 3))), g, [image, dense.weight])
+    _assert_close(gx, gx_d)
+    _assert_close(gw.view(D, 3), gw_d)
 
 
 def test_summed_1x1_class_maps_equal_a_dense_layer_on_summed_features():

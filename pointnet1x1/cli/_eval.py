@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--split",
         default="test",
-        choices=["test", "train"],
-        help="which split (default: test)",
+        choices=["test", "train", "val"],
+        help="which split (default: test; val: part segmentation's official list)",
     )
     a(
         "--votes",
@@ -73,25 +73,33 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, precision=args.precision,
         render_errors=args.render_errors,
     )  # fmt: skip
-    names = result["class_names"]
-    metrics = ClassificationMetrics(
-        result["oa"],
-        result["macc"],
-        [result["per_class"][n] for n in names],
-        result["confusion"],
-    )
     text = json.dumps(result, indent=2) + "\n"
     if args.json == "-":
         print(text, end="")
         return 0
-    print(
-        f"{args.checkpoint} on {result['data']} ({args.split}, {result['num_samples']} clouds, {args.votes} vote(s))"
-    )
-    print(format_table(metrics, names))
+    if result["task"] == "partseg":
+        print(
+            f"{args.checkpoint} on {result['data']} ({args.split}, {result['shapes']} shapes)"
+        )
+        for name, miou in result["per_category"].items():
+            print(f"{name:<12s}  {100 * miou:6.2f}%")
+        print(f"{'instance mIoU':<12s}  {100 * result['instance_miou']:6.2f}%")
+        print(f"{'class mIoU':<12s}  {100 * result['class_miou']:6.2f}%")
+    else:
+        names = result["class_names"]
+        metrics = ClassificationMetrics(
+            result["oa"], result["macc"], [result["per_class"][n] for n in names],
+            result["confusion"],
+        )  # fmt: skip
+        print(
+            f"{args.checkpoint} on {result['data']} ({args.split}, "
+            f"{result['num_samples']} clouds, {args.votes} vote(s))"
+        )
+        print(format_table(metrics, names))
     if args.json:
         atomic_write_text(args.json, text)
         print(f"wrote {args.json}")
-    if args.render_errors:
+    if args.render_errors and "rendered_errors" in result:
         print(
             f"drew {len(result['rendered_errors'])} misclassified clouds into {args.render_errors}"
         )

@@ -1,37 +1,33 @@
 """Draw point clouds to a PNG, headless (matplotlib 3-D scatter, several views).
 
+Each file is drawn with its up axis vertical: files are taken to be z up (ModelNet
+OFF meshes, the ModelNet40 npy tree, most scans) unless --up-axis says otherwise.
 Points are coloured by height, or with --checkpoint of a part segmenter by the
-predicted part (with --category for models that need the object category).
+predicted part (--category names the object category); the file is converted to
+the model's up axis for the prediction, as ``classify`` does.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from pointnet1x1.cli._classify import UP_AXIS_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("files", nargs="+", metavar="FILE", help="point-cloud or mesh files")
     a("--out", required=True, metavar="PNG", help="the picture to write")
-    a(
-        "--up-axis",
-        choices=["x", "y", "z"],
-        default="y",
-        help="axis drawn vertically (default: y)",
-    )
+    a("--up-axis", choices=["x", "y", "z"], default=None,
+      help=UP_AXIS_HELP.replace("converted to the model's up axis", "drawn with it vertical"))  # fmt: skip
     a(
         "--max-points",
         type=int,
         default=4096,
         help="points drawn per cloud (default: 4096)",
     )
-    a(
-        "--checkpoint",
-        metavar="CKPT",
-        default=None,
-        help="colour by the parts a segmenter predicts",
-    )
+    a("--checkpoint", metavar="CKPT", default=None,
+      help="colour by the parts a segmenter predicts")  # fmt: skip
     a(
         "--category",
         default=None,
@@ -39,55 +35,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _part_colours(ckpt: str, clouds: list[Any], category: str | None) -> list[Any]:
-    from pointnet1x1.engine.checkpoint import load_model_checkpoint
-    from pointnet1x1.engine.partseg import predict_parts
-
-    loaded = load_model_checkpoint(ckpt)
-    extra = loaded.metadata.get("extra", {})
-    if extra.get("task") != "partseg":
-        raise ValueError(
-            f"{ckpt}: not a part-segmentation checkpoint "
-            f"(its task is {extra.get('task', 'cls')!r})"
-        )
-    if category is None:
-        names = ", ".join(extra.get("category_names", []))
-        raise ValueError(f"colouring by part needs --category (one of: {names})")
-    return [
-        predict_parts(loaded.model, cloud, category).astype(float) for cloud in clouds
-    ]
-
-
 def run(args: argparse.Namespace) -> int:
     if args.max_points <= 0:
         raise ValueError(f"--max-points must be positive, got {args.max_points}")
-    from pathlib import Path
+    from pointnet1x1.engine.plots import draw_files
+    from pointnet1x1.io.axes import FILE_UP_AXIS
 
-    import numpy as np
-
-    from pointnet1x1.engine.plots import render_clouds
-    from pointnet1x1.io import read_points
-
-    clouds, titles = [], []
-    for path in args.files:
-        pc = read_points(path)
-        cloud = (
-            pc.points
-            if pc.normals is None
-            else np.concatenate([pc.points, pc.normals], axis=1)
-        )
-        clouds.append(cloud)
-        titles.append(f"{Path(path).name} ({len(pc.points):,} points)")
-    colours = None
+    up_axis = args.up_axis or FILE_UP_AXIS
+    segmenter = None
     if args.checkpoint:
-        colours = _part_colours(args.checkpoint, clouds, args.category)
-    render_clouds(
-        clouds,
-        args.out,
-        titles=titles,
-        colors=colours,
-        up_axis=args.up_axis,
-        max_points=args.max_points,
-    )
+        from pointnet1x1.engine.segment import PartSegmenter
+
+        segmenter = PartSegmenter.from_checkpoint(
+            args.checkpoint, device="cpu", input_up_axis=up_axis
+        )
+        if args.category is None:
+            names = ", ".join(segmenter.category_names)
+            raise ValueError(f"colouring by part needs --category (one of: {names})")
+    draw_files(
+        args.files, args.out, up_axis=up_axis, max_points=args.max_points,
+        segmenter=segmenter, category=args.category,
+    )  # fmt: skip
     print(f"wrote {args.out}")
     return 0

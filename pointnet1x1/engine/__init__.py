@@ -1,8 +1,10 @@
 """Training, evaluation and inference: the main job.
 
-- :func:`train` / :class:`TrainConfig`: train a classifier, write a run folder.
-- :func:`evaluate_checkpoint`: whole-set accuracy of a checkpoint, with voting.
-- :class:`Classifier`: predict classes of clouds, arrays or files.
+- :func:`train` / :class:`TrainConfig`: the one training engine (any task of
+  :mod:`~pointnet1x1.engine.tasks`), writing a run folder.
+- :func:`evaluate_checkpoint`: whole-set figures of a checkpoint, with voting.
+- :class:`Classifier` / :class:`PartSegmenter`: predictors (the checkpoint's
+  :class:`Preprocessing` composed with a backend: eager, fast or ONNX).
 - :mod:`~pointnet1x1.engine.checkpoint`: safe, self-describing checkpoints.
 
 Names are imported lazily, so ``classify`` does not pay for the training code.
@@ -18,13 +20,21 @@ _EXPORTS: dict[str, str] = {
     "LoadedCheckpoint": "pointnet1x1.engine.checkpoint",
     "load_model_checkpoint": "pointnet1x1.engine.checkpoint",
     "save_model_checkpoint": "pointnet1x1.engine.checkpoint",
-    "make_preprocessing": "pointnet1x1.engine.checkpoint",
     "read_checkpoint_metadata": "pointnet1x1.engine.checkpoint",
     "load_training_state": "pointnet1x1.engine.checkpoint",
     "save_training_state": "pointnet1x1.engine.checkpoint",
+    "Preprocessing": "pointnet1x1.engine.preprocessing",
+    "make_preprocessing": "pointnet1x1.engine.preprocessing",
     "Classifier": "pointnet1x1.engine.predict",
     "Prediction": "pointnet1x1.engine.predict",
+    "load_predictor": "pointnet1x1.engine.predict",
+    "PartSegmenter": "pointnet1x1.engine.segment",
+    "PartPrediction": "pointnet1x1.engine.segment",
+    "EagerBackend": "pointnet1x1.engine.backends",
+    "FastBackend": "pointnet1x1.engine.backends",
+    "OnnxBackend": "pointnet1x1.engine.backends",
     "TrainConfig": "pointnet1x1.engine.config",
+    "Trainer": "pointnet1x1.engine.trainer",
     "train": "pointnet1x1.engine.trainer",
     "evaluate_checkpoint": "pointnet1x1.engine.evaluate",
     "ClassificationMetrics": "pointnet1x1.engine.metrics",

@@ -1,7 +1,9 @@
-"""Evaluation: whole-set confusion matrices, voting, and ``eval`` of a checkpoint.
+"""Evaluation: whole-set figures, voting, and ``eval`` of a checkpoint (either task).
 
 Voting follows the authors' ``evaluate.py``: vote ``v`` of ``V`` rotates every
-cloud about the up axis by ``2 pi v / V`` and the class probabilities are summed.
+cloud about the model's up axis by ``2 pi v / V`` (with
+:func:`pointnet1x1.io.axes.rotation_about_axis`) and the class probabilities are
+summed.
 """
 
 from __future__ import annotations
@@ -17,29 +19,9 @@ from torch import Tensor, nn
 
 from pointnet1x1.engine.distributed import DistInfo, all_reduce_sum, shard
 from pointnet1x1.engine.metrics import classification_metrics, confusion_matrix
+from pointnet1x1.io.axes import MODEL_UP_AXIS, rotate_points, rotation_about_axis
 
-_AXES = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}
-
-
-def rotation_about_axis(angle: float, axis: str = "y") -> Tensor:
-    """The (3, 3) rotation by ``angle`` radians about ``axis``; apply as ``xyz @ R.T``."""
-    if axis not in _AXES:
-        raise ValueError(f"axis must be 'x', 'y' or 'z', got {axis!r}")
-    c, s = math.cos(angle), math.sin(angle)
-    rot = torch.eye(3)
-    i, j = _AXES[axis]
-    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-    return rot
-
-
-def rotate_points(points: Tensor, rot: Tensor) -> Tensor:
-    """Rotate xyz (and normals in channels 3:6) of ``(..., N, C)`` points."""
-    out = points.clone()
-    rot = rot.to(points)
-    out[..., :3] = points[..., :3] @ rot.T
-    if points.shape[-1] >= 6:
-        out[..., 3:6] = points[..., 3:6] @ rot.T
-    return out
+__all__ = ["evaluate_checkpoint", "evaluate_split", "predict_probs"]
 
 
 @torch.no_grad()
@@ -50,13 +32,14 @@ def predict_probs(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     votes: int = 1,
-    up_axis: str = "y",
+    up_axis: str = MODEL_UP_AXIS,
 ) -> Tensor:
     """Class probabilities of clouds, averaged over ``votes`` rotations.
 
     Args:
         model: Maps ``(B, C, N)`` to logits ``(B, K)`` (in eval mode).
-        points: Tensor of shape (S, N, C) giving the clouds, points-major.
+        points: Tensor of shape (S, N, C) giving the clouds, points-major, in the
+            model's up axis ``up_axis``.
 
     Returns:
         float32 Tensor of shape (S, K) on the CPU.
@@ -68,13 +51,12 @@ def predict_probs(
         batch = points[start : start + batch_size].to(device)
         total = None
         for v in range(votes):
-            x = (
-                batch
-                if v == 0
-                else rotate_points(
-                    batch, rotation_about_axis(2 * math.pi * v / votes, up_axis)
+            x = batch
+            if v:
+                angle = torch.tensor(
+                    2 * math.pi * v / votes, dtype=batch.dtype, device=batch.device
                 )
-            )
+                x = rotate_points(batch, rotation_about_axis(angle, up_axis))
             probs = torch.softmax(model(x.transpose(1, 2).contiguous()).float(), dim=1)
             total = probs if total is None else total + probs
         assert total is not None
@@ -85,7 +67,7 @@ def predict_probs(
 
 
 def evaluate_split(
-    model: nn.Module,
+    model: nn.Module | Callable[[Tensor], Tensor],
     points: Tensor,
     labels: Tensor,
     num_classes: int,
@@ -93,7 +75,7 @@ def evaluate_split(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     votes: int = 1,
-    up_axis: str = "y",
+    up_axis: str = MODEL_UP_AXIS,
     info: DistInfo | None = None,
 ) -> tuple[Tensor, float]:
     """Confusion matrix (K, K) and mean loss over a whole split (summed over ranks).
@@ -103,8 +85,9 @@ def evaluate_split(
     """
     info = info or DistInfo()
     part = shard(points.shape[0], info)
-    was_training = model.training
-    model.eval()
+    was_training = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
     probs = predict_probs(
         model,
         points[part],
@@ -113,8 +96,9 @@ def evaluate_split(
         votes=votes,
         up_axis=up_axis,
     )
-    model.train(was_training)
-    y = labels[part]
+    if isinstance(model, nn.Module):
+        model.train(was_training)
+    y = labels[part].cpu()
     if probs.numel():
         conf = confusion_matrix(y, probs.argmax(dim=1), num_classes)
         nll = -torch.log(probs.gather(1, y.view(-1, 1)).clamp_min(1e-12)).sum()
@@ -142,78 +126,116 @@ def evaluate_checkpoint(
     render_errors: str | os.PathLike[str] | None = None,
     max_render: int = 64,
 ) -> dict[str, Any]:
-    """Whole-set accuracy of a checkpoint on the data it was trained on (or ``data``).
+    """Whole-set figures of a checkpoint on the data it was trained on (or ``data``).
 
-    Returns:
-        A dict with ``oa``, ``macc`` (fractions), ``per_class``, ``confusion``,
-        ``class_names``, ``votes``, ``num_samples``, ``data`` and ``checkpoint``.
+    Classifiers: ``oa``, ``macc`` (fractions), ``per_class``, ``confusion``,
+    ``class_names``, ``votes``, ``num_samples``; part segmenters:
+    ``instance_miou``, ``class_miou``, ``point_accuracy``, ``per_category``,
+    ``shapes``. Both: ``task``, ``loss``, ``split``, ``data``, ``checkpoint``.
     """
-    from pointnet1x1.engine._data import load_test_split, resolve_root
-    from pointnet1x1.engine.checkpoint import CheckpointError, load_model_checkpoint
-    from pointnet1x1.engine.predict import inference_model, resolve_device
+    from pointnet1x1.engine.checkpoint import load_model_checkpoint, task_of
+    from pointnet1x1.engine.predictor import resolve_device
+    from pointnet1x1.engine.preprocessing import Preprocessing
 
     dev = resolve_device(device)
     loaded = load_model_checkpoint(checkpoint, map_location=dev)
     meta = loaded.metadata
-    if meta.get("extra", {}).get("task", "cls") != "cls":
-        raise CheckpointError(
-            f"{checkpoint}: eval scores classifiers; this checkpoint's task is {meta['extra']['task']!r}"
+    prep = Preprocessing.from_dict(meta["preprocessing"])
+    recorded = dict(meta.get("extra", {}).get("data", {}))
+    common = {"split": split, "checkpoint": str(checkpoint), "precision": precision}
+    if task_of(meta) == "partseg":
+        if votes != 1 or render_errors is not None:
+            raise ValueError(
+                f"{checkpoint}: a part segmenter; --votes and --render-errors are for classifiers"
+            )
+        return {
+            **_evaluate_parts(
+                loaded.model, meta, prep, recorded, data, split, batch_size, dev
+            ),
+            **common,
+        }
+    from pointnet1x1.engine.backends import EagerBackend, FastBackend
+    from pointnet1x1.engine.data import load_test_split, resolve_root
+
+    if split not in ("test", "train"):
+        raise ValueError(
+            f"{checkpoint}: a classifier is scored on its test or train split, not {split!r}"
         )
     class_names = meta["class_names"]
-    prep = meta["preprocessing"]
-    recorded = dict(meta.get("extra", {}).get("data", {}))
     data_cfg = {
         "root": str(data) if data is not None else recorded.get("root"),
-        "classes": class_names,
-        "num_points": prep["num_points"],
-        "normals": "normals" in prep["features"],
-        "modelnet10": recorded.get("modelnet10", False),
-        "seed": recorded.get("seed", 0),
+        "classes": class_names, "num_points": prep.num_points, "normals": prep.use_normals,
+        "modelnet10": recorded.get("modelnet10", False), "seed": recorded.get("seed", 0),
         "cache_dir": recorded.get("cache_dir"),
-    }
+    }  # fmt: skip
     root = resolve_root(data_cfg["root"])
     test = load_test_split(
         root, data_cfg, split=split, expected=class_names, progress=False
     )
-    model = inference_model(loaded.model, meta["model"]["name"], precision)
+    backend: Any = (
+        FastBackend if FastBackend.supports(loaded.model) else EagerBackend
+    )(loaded.model, device=dev, precision=precision)
+    kw: dict[str, Any] = {
+        "batch_size": batch_size,
+        "device": dev,
+        "votes": votes,
+        "up_axis": prep.up_axis,
+    }
     conf, loss = evaluate_split(
-        model,
-        test.points,
-        test.labels,
-        len(class_names),
-        batch_size=batch_size,
-        device=dev,
-        votes=votes,
-        up_axis=prep.get("up_axis", "y"),
+        backend, test.points, test.labels, len(class_names), **kw
     )
     result = classification_metrics(conf).to_dict(class_names)
     result.update(
+        task="cls",
         loss=loss,
         class_names=class_names,
         votes=votes,
-        split=split,
         data=str(root),
-        checkpoint=str(checkpoint),
-        precision=precision,
+        **common,
     )
     if render_errors is not None:
-        probs = predict_probs(
-            model,
-            test.points,
-            batch_size=batch_size,
-            device=dev,
-            votes=votes,
-            up_axis=prep.get("up_axis", "y"),
-        )
+        probs = predict_probs(backend, test.points, **kw)  # type: ignore[arg-type]
         wrong = (probs.argmax(1) != test.labels).nonzero().flatten().tolist()
         result["rendered_errors"] = _render_errors(
-            Path(render_errors), test, probs, wrong[:max_render], class_names
+            Path(render_errors),
+            test,
+            probs,
+            wrong[:max_render],
+            class_names,
+            prep.up_axis,
         )
     return result
 
 
+def _evaluate_parts(
+    model: nn.Module, meta: dict[str, Any], prep: Any, recorded: dict[str, Any],
+    data: Any, split: str, batch_size: int, device: torch.device,
+) -> dict[str, Any]:  # fmt: skip
+    from pointnet1x1.data.shapenetpart import CATEGORIES, SEG_CLASSES
+    from pointnet1x1.engine.data import load_partseg_split
+    from pointnet1x1.engine.tasks.partseg import evaluate_parts
+
+    root = str(data) if data is not None else recorded.get("root")
+    part = load_partseg_split(
+        root, split, num_points=prep.num_points, normals=prep.use_normals,
+        categories=recorded.get("categories"), seed=int(recorded.get("seed", 0)),
+    )  # fmt: skip
+    extra = meta.get("extra", {})
+    names = list(extra.get("category_names", CATEGORIES))
+    seg = dict(extra.get("seg_classes", {c: list(p) for c, p in SEG_CLASSES.items()}))
+    result = evaluate_parts(
+        model, part, names, seg, batch_size=batch_size, device=device
+    )
+    return {**result, "task": "partseg", "data": str(root)}
+
+
 def _render_errors(
-    folder: Path, test: Any, probs: Tensor, wrong: list[int], class_names: list[str]
+    folder: Path,
+    test: Any,
+    probs: Tensor,
+    wrong: list[int],
+    class_names: list[str],
+    up_axis: str,
 ) -> list[str]:
     from pointnet1x1.engine.plots import render_clouds
 
@@ -223,6 +245,8 @@ def _render_errors(
         true = int(test.labels[i])
         title = f"#{i}: true {class_names[true]}, predicted {class_names[pred]} ({probs[i, pred]:.2f})"
         path = folder / f"error_{i:05d}_{class_names[true]}_as_{class_names[pred]}.png"
-        render_clouds([test.points[i, :, :3].numpy()], path, titles=[title])
+        render_clouds(
+            [test.points[i, :, :3].numpy()], path, titles=[title], up_axis=up_axis
+        )
         written.append(str(path))
     return written

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pointnet1x1._atomic import atomic_savefig
+from pointnet1x1.io.axes import convert_up_axis
 
 # (elevation, azimuth) of the views of each cloud; matplotlib's z is vertical.
 VIEWS: tuple[tuple[float, float], ...] = ((20, -60), (20, 30), (90, -90))
@@ -28,23 +29,34 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
+_CLASSIFICATION = (
+    ("train_oa", "train OA"),
+    ("val_oa", "val OA"),
+    ("val_macc", "val mAcc"),
+)
+
+
 def plot_curves(
-    history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
+    history: Sequence[dict[str, Any]],
+    path: str | os.PathLike[str],
+    metrics: Sequence[tuple[str, str]] = _CLASSIFICATION,
 ) -> Path:
-    """Loss and accuracy per epoch (train and validation) into one PNG."""
+    """Loss and the task's figures per epoch (train and validation) into one PNG.
+
+    Args:
+        history: The records of ``metrics.jsonl``.
+        path: The PNG to write.
+        metrics: ``(key, label)`` of the fractions to draw beside the loss.
+    """
     fig = _figure(10, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
         ax_loss.plot(epochs, [h[key] for h in history], marker=".", label=label)
-    for key, label in (
-        ("train_oa", "train OA"),
-        ("val_oa", "val OA"),
-        ("val_macc", "val mAcc"),
-    ):
+    for key, label in metrics:
         ax_acc.plot(epochs, [h[key] for h in history], marker=".", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.01))
+    ax_acc.set(xlabel="epoch", ylabel="fraction", title="accuracy", ylim=(0, 1.01))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -97,7 +109,7 @@ def render_clouds(
     titles: Sequence[str] | None = None,
     colors: Sequence[np.ndarray | None] | None = None,
     views: Sequence[tuple[float, float]] = VIEWS,
-    up_axis: str = "y",
+    up_axis: str = "z",
     max_points: int = 4096,
     point_size: float | None = None,
 ) -> Path:
@@ -108,9 +120,9 @@ def render_clouds(
         titles: One title per cloud.
         colors: Per cloud, values (N_i,) for a colormap (e.g. part labels) or
             None to colour by height along ``up_axis``.
-        up_axis: Which data axis is drawn vertically.
+        up_axis: The clouds' up axis, drawn vertically (converted to
+            matplotlib's z with :func:`~pointnet1x1.io.axes.convert_up_axis`).
     """
-    order = {"y": [0, 2, 1], "z": [0, 1, 2], "x": [1, 2, 0]}[up_axis]
     fig = _figure(3.2 * len(views), 3.2 * len(clouds) + 0.2)
     rng = np.random.default_rng(0)
     for row, cloud in enumerate(clouds):
@@ -119,7 +131,7 @@ def render_clouds(
         keep = np.arange(len(xyz))
         if len(xyz) > max_points:
             keep = np.sort(rng.choice(len(xyz), max_points, replace=False))
-        xyz = xyz[keep][:, order]
+        xyz = convert_up_axis(xyz[keep], up_axis, "z")
         c = xyz[:, 2] if value is None else np.asarray(value)[keep]
         cmap = "viridis" if value is None else "tab20"
         centre = (xyz.max(0) + xyz.min(0)) / 2 if len(xyz) else np.zeros(3)
@@ -145,3 +157,40 @@ def render_clouds(
                 ax.set_title(titles[row], fontsize=9, loc="left")
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0, hspace=0.1)
     return atomic_savefig(path, fig)
+
+
+def draw_files(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    up_axis: str,
+    max_points: int = 4096,
+    segmenter: Any = None,
+    category: str | int | None = None,
+) -> Path:
+    """Read point-cloud / mesh files and draw them with ``up_axis`` vertical.
+
+    With a :class:`~pointnet1x1.engine.segment.PartSegmenter` (and the object
+    ``category``) the points are coloured by their predicted part.
+    """
+    from pointnet1x1.engine.predictor import read_cloud
+
+    clouds, titles, colours = [], [], []
+    for path in paths:
+        points, normals, _ = read_cloud(path)
+        clouds.append(points)
+        titles.append(f"{Path(path).name} ({len(points):,} points)")
+        if segmenter is not None:
+            assert category is not None
+            cloud = (
+                points
+                if normals is None
+                else np.concatenate([points[:, :3], normals], 1)
+            )
+            colours.append(
+                segmenter.predict_labels(cloud, category, str(path)).astype(float)
+            )
+    return render_clouds(
+        clouds, out, titles=titles, colors=colours if segmenter is not None else None,
+        up_axis=up_axis, max_points=max_points,
+    )  # fmt: skip

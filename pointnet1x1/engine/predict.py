@@ -1,15 +1,18 @@
 """Inference: :class:`Classifier` turns clouds, arrays or files into predictions.
 
-The preprocessing is the checkpoint's, never re-typed by the user: select the
-input features (xyz, or xyz + normals), sample ``num_points`` points (seeded),
-centre at the centroid and scale the farthest point to radius 1.
+A predictor is two parts composed, not a hierarchy of special cases: the
+checkpoint's :class:`~pointnet1x1.engine.preprocessing.Preprocessing` and a backend
+(:mod:`~pointnet1x1.engine.backends`: the eager model, its fast rewrite, or an ONNX
+file); :class:`~pointnet1x1.engine.predictor.Predictor` holds what both predictors
+share, :class:`~pointnet1x1.engine.segment.PartSegmenter` is the part-segmentation
+twin, and :func:`load_predictor` picks the one a file calls for. Files are assumed
+to be z up (:data:`~pointnet1x1.io.axes.FILE_UP_AXIS`: meshes and scans) unless
+``input_up_axis`` says otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,9 +20,26 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pointnet1x1.engine.checkpoint import make_preprocessing
+from pointnet1x1.engine.backends import FastBackend, OnnxBackend
+from pointnet1x1.engine.predictor import (
+    PathLike,
+    Predictor,
+    _clouds,
+    _few_threads,
+    find_files,
+    one_line,
+    resolve_device,
+)
 
-PathLike = str | os.PathLike[str]
+__all__ = [
+    "Classifier",
+    "Prediction",
+    "Predictor",
+    "find_files",
+    "load_predictor",
+    "resolve_device",
+]
+
 # from this many clouds in one call on, the Classifier builds the fast PointNet
 FAST_MIN_CLOUDS = 16
 
@@ -52,238 +72,49 @@ class Prediction(NamedTuple):
         return out
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; refuse CUDA without CUDA."""
-    if isinstance(device, torch.device):
-        return device
-    from pointnet1x1.engine.config import check_device
-
-    check_device(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} requested but CUDA is not available "
-            f"(torch {torch.__version__}); use --device cpu"
-        )
-    return torch.device(device)
-
-
-def inference_model(model: nn.Module, model_name: str, precision: str = "fp32") -> Any:
-    """The fastest equivalent of ``model.eval()`` for inference.
-
-    PointNet classifiers go through :func:`pointnet1x1.models.fast.optimize_for_inference`
-    when it is available (same logits within 1e-4); otherwise the eval-mode model,
-    under bf16 autocast for ``precision="bf16"``.
-    """
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    from pointnet1x1.models import PointNetClassifier
-
-    model = model.eval()
-    if isinstance(model, PointNetClassifier) and model_name != "onnx":
-        try:
-            from pointnet1x1.models.fast import optimize_for_inference
-        except ImportError:
-            pass
-        else:
-            return optimize_for_inference(model, precision=precision)
-    return plain_model(model, precision)
-
-
-def plain_model(model: nn.Module, precision: str = "fp32") -> Any:
-    """The eval-mode model, under bf16 autocast for ``precision="bf16"``."""
-    model = model.eval()
-    if precision == "bf16":
-        return _Autocast(model)
-    return model
-
-
-@contextlib.contextmanager
-def _few_threads(active: bool) -> Iterator[None]:
-    """One CPU thread while a few clouds run: their layers are too small to split,
-    and waiting for a second thread costs far more on a busy machine."""
-    if not active:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class _Autocast:
-    """Call a model under bf16 autocast on its device; return float32 logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __call__(self, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self.model(x).float()
-
-
-def _select_features(
-    points: np.ndarray, normals: np.ndarray | None, prep: dict[str, Any], name: str
-) -> np.ndarray:
-    in_channels = int(prep["in_channels"])
-    if "normals" in prep["features"]:
-        if normals is None:
-            raise ValueError(
-                f"{name}: the model needs normals (xyz + normals) but the cloud has none"
-            )
-        points = np.concatenate([points[:, :3], normals], axis=1)
-    if points.shape[1] < in_channels:
-        raise ValueError(
-            f"{name}: the model needs {in_channels} channels per point, got {points.shape[1]}"
-        )
-    return points[:, :in_channels]
-
-
-def _z_up_to_y_up(points: np.ndarray) -> np.ndarray:
-    """``(x, y, z) -> (x, z, -y)`` on xyz and normals (as the datasets turn OFF files)."""
-    out = points.copy()
-    for start in (0, 3) if points.shape[1] >= 6 else (0,):
-        out[:, start + 1] = points[:, start + 2]
-        out[:, start + 2] = -points[:, start + 1]
-    return out
-
-
-class Classifier:
+class Classifier(Predictor):
     """Classify point clouds with a trained model and its preprocessing.
 
-    Args:
-        model: Maps ``(B, C, N)`` to logits ``(B, K)``.
-        class_names: K class names.
-        preprocessing: The checkpoint's ``preprocessing`` entry (default: 1024 xyz
-            points, see :func:`~pointnet1x1.engine.checkpoint.make_preprocessing`).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        precision: ``"fp32"`` or ``"bf16"`` (faster on CPUs with bf16 support).
-        model_name: Registered name, used to pick the fast inference path.
-        seed: Seeds the point sampling, so a file always gives the same answer.
-        input_up_axis: The up axis of the clouds you pass: ``"y"`` (the
-            library's convention, the default) or ``"z"`` (e.g. Princeton
-            ModelNet OFF files, most scans); ``"z"`` clouds are turned to y up.
+    Arguments are those of :class:`Predictor`; batches of at least 16 clouds of a
+    PointNet classifier run on its fast rewrite (same answers within 1e-4).
 
     Example:
         >>> clf = Classifier.from_checkpoint("runs/x/checkpoints/best.safetensors")
         >>> clf.predict(["chair.ply"])[0].label
     """
 
+    task = "cls"
+
     def __init__(
-        self,
-        model: nn.Module,
-        class_names: Sequence[str],
-        *,
-        preprocessing: dict[str, Any] | None = None,
-        device: str | torch.device = "cpu",
-        precision: str = "fp32",
-        model_name: str = "pointnet",
-        seed: int = 0,
-        input_up_axis: str = "y",
+        self, model: nn.Module | Any, class_names: Sequence[str], **kwargs: Any
     ) -> None:
-        if input_up_axis not in ("y", "z"):
-            raise ValueError(f"input_up_axis must be 'y' or 'z', got {input_up_axis!r}")
-        self.input_up_axis = input_up_axis
-        self.metadata: dict[str, Any] = {}  # the checkpoint's, with from_checkpoint
-        self.device = resolve_device(device)
-        self.class_names = list(class_names)
-        self.preprocessing = dict(preprocessing or make_preprocessing(1024))
-        self.precision = precision
-        self.seed = seed
-        self.model = model.to(self.device).eval()
-        self.model_name = model_name
-        self._plain = plain_model(self.model, precision)
-        self._fast: Any = None  # built on the first call with enough clouds
+        kwargs.pop("model_name", None)  # accepted for older callers; the model says
+        super().__init__(model, class_names, **kwargs)
+        self._fast: FastBackend | None = None
 
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: PathLike,
-        *,
-        device: str | torch.device = "auto",
-        precision: str = "fp32",
-        input_up_axis: str = "y",
-    ) -> Classifier:
-        """Load a checkpoint written by ``train`` (or a run folder: its best model)."""
-        from pointnet1x1.engine.checkpoint import load_model_checkpoint
-
-        dev = resolve_device(device)
-        loaded = load_model_checkpoint(path, map_location=dev)
-        meta = loaded.metadata
-        clf = cls(
-            loaded.model,
-            meta["class_names"],
-            preprocessing=meta["preprocessing"],
-            device=dev,
-            precision=precision,
-            model_name=meta["model"]["name"],
-            input_up_axis=input_up_axis,
-        )
-        clf.metadata = meta
-        return clf
-
-    # -- preprocessing -------------------------------------------------------
-    def preprocess(self, cloud: Any, name: str = "cloud") -> np.ndarray:
-        """One cloud ``(N, C)`` (array, tensor or file) -> ``(num_points, in_channels)``."""
-        from pointnet1x1.data.transforms import normalize_points, sample_points
-
-        prep = self.preprocessing
-        if isinstance(cloud, (str, os.PathLike)):
-            from pointnet1x1.io import read_points
-
-            name = str(cloud)
-            pc = read_points(cloud)
-            normals = pc.normals
-            points = pc.points
-        else:
-            points = (
-                cloud.detach().cpu().numpy()
-                if torch.is_tensor(cloud)
-                else np.asarray(cloud)
-            )
-            if points.ndim != 2 or points.shape[1] < 3:
-                raise ValueError(
-                    f"{name}: expected points of shape (N, 3+F), got {points.shape}"
+    def backend_for(self, count: int) -> Any:
+        """The backend that runs ``count`` clouds: the fast rewrite for many, else the
+        predictor's own (building the fast one costs about a dozen eager clouds)."""
+        if (
+            count >= FAST_MIN_CLOUDS
+            and self.model is not None
+            and FastBackend.supports(self.model)
+        ):
+            if self._fast is None:
+                self._fast = FastBackend(
+                    self.model, device=self.device, precision=self.precision
                 )
-            normals = points[:, 3:6] if points.shape[1] >= 6 else None
-        points = _select_features(np.asarray(points, np.float32), normals, prep, name)
-        if self.input_up_axis == "z" and prep.get("up_axis", "y") == "y":
-            points = _z_up_to_y_up(points)
-        if not np.isfinite(points).all():
-            points = points[np.isfinite(points).all(axis=1)]
-        if points.shape[0] == 0:
-            raise ValueError(f"{name}: no finite points")
-        method = prep.get("sampling", "random")
-        if method == "fps" and points.shape[0] < prep["num_points"]:
-            method = "random"
-        # as the datasets do: normalise the whole cloud, then sample from it
-        return sample_points(
-            normalize_points(points), int(prep["num_points"]), self.seed, method
-        )
+            return self._fast
+        return self.backend
 
-    def _batch_inputs(self, x: Any) -> tuple[list[Any], list[str | None]]:
-        if isinstance(x, (str, os.PathLike)):
-            return [x], [str(x)]
-        if (torch.is_tensor(x) or isinstance(x, np.ndarray)) and x.ndim == 3:
-            return list(x), [None] * len(x)
-        if (torch.is_tensor(x) or isinstance(x, np.ndarray)) and x.ndim == 2:
-            return [x], [None]
-        if isinstance(x, (list, tuple)):
-            names = [str(c) if isinstance(c, (str, os.PathLike)) else None for c in x]
-            return list(x), names
-        raise ValueError(
-            "expected a (B, N, 3+F) array or tensor, a list of (N_i, 3+F) clouds, "
-            f"or file paths, got {type(x).__name__}"
-        )
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Logits ``(B, K)`` -> probabilities: the one place where this happens."""
+        return torch.softmax(logits.float(), dim=1)
 
-    # -- inference -----------------------------------------------------------
     @torch.no_grad()
     def predict_proba(self, x: Any, *, batch_size: int = 32) -> np.ndarray:
         """Class probabilities ``(B, K)`` of every cloud (see :meth:`predict`)."""
-        clouds, names = self._batch_inputs(x)
+        clouds, names = _clouds(x)
         arrays = [
             self.preprocess(c, n or f"cloud {i}")
             for i, (c, n) in enumerate(zip(clouds, names, strict=True))
@@ -297,31 +128,17 @@ class Classifier:
         """Probabilities of clouds already preprocessed to ``(num_points, C)``."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        net = self._network(len(arrays))
+        backend = self.backend_for(len(arrays))
         out = []
         with _few_threads(len(arrays) < FAST_MIN_CLOUDS and self.device.type == "cpu"):
             for start in range(0, len(arrays), batch_size):
-                chunk = np.stack(arrays[start : start + batch_size])  # (B, N, C)
-                xb = (
-                    torch.from_numpy(chunk).to(self.device).transpose(1, 2).contiguous()
-                )
-                out.append(torch.softmax(net(xb).float(), dim=1).cpu().numpy())
+                xb = self._to_device(np.stack(arrays[start : start + batch_size]))
+                out.append(self.probabilities(backend(xb)).cpu().numpy())
         return (
             np.concatenate(out)
             if out
             else np.empty((0, len(self.class_names)), np.float32)
         )
-
-    def _network(self, count: int) -> Any:
-        """The fast inference model for many clouds; the plain one for a few.
-
-        Building the fast PointNet (folded and pre-packed weights) costs about as
-        much as running the plain model on a dozen clouds, so one file is
-        classified without it (both agree within 1e-4).
-        """
-        if self._fast is None and count >= FAST_MIN_CLOUDS:
-            self._fast = inference_model(self.model, self.model_name, self.precision)
-        return self._fast if self._fast is not None else self._plain
 
     def predict(
         self, x: Any, *, top_k: int = 5, batch_size: int = 32
@@ -337,10 +154,32 @@ class Classifier:
         Returns:
             One :class:`Prediction` per cloud, in order.
         """
-        _, names = self._batch_inputs(x)
+        if top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        _, names = _clouds(x)
         return self.to_predictions(
             self.predict_proba(x, batch_size=batch_size), names, top_k
         )
+
+    def classify_files(
+        self, paths: Sequence[PathLike], *, top_k: int = 5, batch_size: int = 32
+    ) -> tuple[list[Prediction], list[tuple[str, str]]]:
+        """Classify files and folders (their supported files, recursively).
+
+        Returns:
+            The predictions of the readable files, in order, and ``(path,
+            message)`` for each path that could not be read (one line each).
+        """
+        files, problems = find_files(paths)
+        arrays, names = [], []
+        for path in files:
+            try:
+                arrays.append(self.preprocess(path))
+                names.append(str(path))
+            except (ValueError, OSError) as err:  # PointCloudFileError is a ValueError
+                problems.append((str(path), one_line(err)))
+        probs = self.predict_proba_preprocessed(arrays, batch_size=batch_size)
+        return self.to_predictions(probs, names, top_k), problems
 
     def to_predictions(
         self, probs: np.ndarray, names: Sequence[str | None], top_k: int = 5
@@ -361,43 +200,33 @@ class Classifier:
     def __repr__(self) -> str:
         prep = self.preprocessing
         return (
-            f"Classifier(classes={len(self.class_names)}, num_points={prep['num_points']}, "
-            f"features={prep['features']}, device={self.device}, precision={self.precision!r})"
+            f"Classifier(classes={len(self.class_names)}, num_points={prep.num_points}, "
+            f"features={list(prep.features)}, up_axis={self.input_up_axis!r}->{prep.up_axis!r}, "
+            f"backend={self.backend!r}, device={self.device}, precision={self.precision!r})"
         )
 
 
-def find_files(paths: Sequence[PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files and folders (recursively, supported extensions) into files.
+def load_predictor(path: PathLike, **kwargs: Any) -> Any:
+    """The predictor a file calls for: a checkpoint, a run folder or an ONNX export of
+    a classifier gives a :class:`Classifier`, of a part segmenter a ``PartSegmenter``.
 
-    Returns:
-        ``(files, problems)`` where ``problems`` are ``(path, message)`` pairs.
+    The file is recognised by its bytes; keyword arguments go to the predictor.
     """
-    from pointnet1x1.io import SUPPORTED_EXTENSIONS
+    from pointnet1x1.engine.checkpoint import read_checkpoint_metadata, task_of
+    from pointnet1x1.engine.formats import file_kind
+    from pointnet1x1.engine.segment import PartSegmenter
 
-    exts = tuple(
-        e.lower() if e.startswith(".") else f".{e.lower()}"
-        for e in SUPPORTED_EXTENSIONS
+    path = Path(path)
+    if path.is_file() and file_kind(path) == "onnx":
+        backend = OnnxBackend(path)
+        cls: Any = (
+            PartSegmenter if task_of(backend.metadata) == "partseg" else Classifier
+        )
+        kwargs.pop("device", None)
+        return cls._build(backend, backend.metadata, **kwargs)
+    cls = (
+        PartSegmenter
+        if task_of(read_checkpoint_metadata(path)) == "partseg"
+        else Classifier
     )
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.name.lower().endswith(exts)
-            )
-            if not found:
-                problems.append(
-                    (
-                        str(path),
-                        f"no supported point-cloud files in this folder ({', '.join(exts)})",
-                    )
-                )
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            problems.append((str(path), "no such file or folder"))
-    return files, problems
+    return cls.from_checkpoint(path, **kwargs)

@@ -1,5 +1,8 @@
 """Models built from :class:`~pointnet1x1.nn.SharedMLP`, and their registry.
 
+Each model registers itself where it is defined (``@register_model``), with its
+task and default recipe; :func:`model_info` says what a name is.
+
 Registered names (see :func:`list_models`):
     ``pointnet``          PointNet classifier with both T-Nets (paper, ~3.5M params)
     ``pointnet_vanilla``  PointNet classifier without T-Nets (~0.8M params)
@@ -11,8 +14,6 @@ Registered names (see :func:`list_models`):
 
 from __future__ import annotations
 
-from typing import Any
-
 from pointnet1x1.models.pointnet import (
     PointNetClassifier,
     PointNetEncoder,
@@ -20,28 +21,16 @@ from pointnet1x1.models.pointnet import (
     PointNetSegmenter,
 )
 from pointnet1x1.models.pointnet2 import PointNet2Classifier, PointNet2Segmenter
-from pointnet1x1.models.registry import create_model, list_models, register_model
-
-register_model("pointnet")(PointNetClassifier)
-register_model("pointnet_partseg")(PointNetSegmenter)
-register_model("pointnet2_ssg")(PointNet2Classifier)
-register_model("pointnet2_partseg")(PointNet2Segmenter)
-
-
-@register_model("pointnet2_msg")
-def _pointnet2_msg(**kwargs: Any) -> PointNet2Classifier:
-    kwargs.setdefault("msg", True)
-    return PointNet2Classifier(**kwargs)
-
-
-@register_model("pointnet_vanilla")
-def _pointnet_vanilla(**kwargs: Any) -> PointNetClassifier:
-    kwargs.setdefault("input_transform", False)
-    kwargs.setdefault("feature_transform", False)
-    return PointNetClassifier(**kwargs)
-
+from pointnet1x1.models.registry import (
+    ModelInfo,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
 
 __all__ = [
+    "ModelInfo",
     "PointNet2Classifier",
     "PointNet2Segmenter",
     "PointNetClassifier",
@@ -50,5 +39,6 @@ __all__ = [
     "PointNetSegmenter",
     "create_model",
     "list_models",
+    "model_info",
     "register_model",
 ]

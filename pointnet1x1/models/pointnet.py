@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from pointnet1x1.models.registry import register_model
 from pointnet1x1.nn import SharedMLP, TNet, global_max_pool, orthogonality_loss
 
 
@@ -204,6 +205,12 @@ class PointNetEncoder(nn.Module):
         return PointNetFeatures(pooled, [local, feat], t_in, t_feat)
 
 
+@register_model(
+    "pointnet_vanilla",
+    task="cls",
+    defaults={"input_transform": False, "feature_transform": False},
+)
+@register_model("pointnet", task="cls")
 class PointNetClassifier(nn.Module):
     """PointNet classification network (paper-faithful defaults).
 
@@ -340,6 +347,7 @@ def category_one_hot(
     return category.to(ref.dtype)
 
 
+@register_model("pointnet_partseg", task="partseg")
 class PointNetSegmenter(nn.Module):
     """PointNet part segmentation network, as in the authors' ``pointnet_part_seg.py``.
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from pointnet1x1.models.pointnet import category_one_hot
+from pointnet1x1.models.registry import register_model
 from pointnet1x1.nn import (
     SharedMLP,
     SharedMLP2d,
@@ -166,6 +167,8 @@ def _split_input(
     return xyz, (x[:, 3:] if in_channels > 3 else None)
 
 
+@register_model("pointnet2_msg", task="cls", defaults={"msg": True})
+@register_model("pointnet2_ssg", task="cls")
 class PointNet2Classifier(nn.Module):
     """PointNet++ classification network (SSG or MSG, the authors' widths).
 
@@ -252,6 +255,7 @@ class PointNet2Classifier(nn.Module):
         )
 
 
+@register_model("pointnet2_partseg", task="partseg")
 class PointNet2Segmenter(nn.Module):
     """PointNet++ part segmentation (SSG), with the object category one-hot.
 

@@ -57,9 +57,24 @@ def test_classify_json_and_folders(tiny_run, tmp_path, shape_maker, capsys):
     )
     objects = json.loads(capsys.readouterr().out)
     assert [o["path"] for o in objects] == [str(p) for p in sorted(good)]
-    for o in objects:
-        assert o["label"] in {"ball", "cube", "rod"}
+    from pointnet1x1.engine import Classifier
+
+    clf = Classifier.from_checkpoint(tiny_run, device="cpu")  # files: z up, as the CLI
+    for o, probs in zip(objects, clf.predict_proba(sorted(good)), strict=True):
+        assert o["label"] == clf.class_names[int(probs.argmax())]
+        assert o["probability"] == pytest.approx(float(probs.max()))
         assert o["top_k"][0] == {"label": o["label"], "probability": o["probability"]}
+        assert o["input_up_axis"] == "z"  # the stated assumption
+        assert o["model_up_axis"] == clf.preprocessing.up_axis
+    # --up-axis says what the files are; y-up files go in through the y/z swap
+    assert (
+        main(["classify", str(tiny_run), str(good[0]), "--json", "--up-axis", "y"]) == 0
+    )
+    (as_y,) = json.loads(capsys.readouterr().out)
+    assert as_y["input_up_axis"] == "y"
+    swapped = np.loadtxt(good[0])[:, [0, 2, 1]]
+    want = clf.predict_proba([swapped])[0]  # the same points given z up
+    assert as_y["probability"] == pytest.approx(float(want.max()), abs=1e-6)
     # a missing file is reported in the JSON too, and the exit code says so
     assert (
         main(
@@ -107,6 +122,18 @@ def test_eval_prints_table_and_writes_json_matching_the_report(
     )
 
 
+def test_help_states_the_default_up_axis(capsys):
+    from pointnet1x1.io.axes import FILE_UP_AXIS
+
+    for command in ("classify", "show"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert (
+            f"--up-axis {{x,y,z}} up axis of the files (default: {FILE_UP_AXIS},"
+            in text
+        )
+
+
 def test_show_writes_a_png(tmp_path, shape_maker, capsys):
     paths = _files(tmp_path, shape_maker)
     out = tmp_path / "pic.png"
@@ -141,6 +168,12 @@ def test_train_command_and_config_file(tiny_data, tmp_path, capsys):
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--config", "/missing.toml"], "config file not found"),
+        (["--votes", "3", "--task", "partseg"], "--task partseg does not use votes"),
+        (
+            ["--model", "pointnet_partseg", "--val-fraction", "0.2"],
+            "does not use val_fraction",
+        ),
+        (["--task", "partseg", "--model", "pointnet"], "'pointnet' is a cls model"),
     ],
 )
 def test_train_user_mistakes_exit_2_with_one_line(

@@ -2,6 +2,7 @@ import json
 import pickle
 import struct
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from pointnet1x1.engine.checkpoint import (
     save_model_checkpoint,
     save_training_state,
 )
+from pointnet1x1.engine.preprocessing import Preprocessing
 from pointnet1x1.models import create_model
 
 _KW = {"num_classes": 3, "mlp1": [8, 8], "mlp2": [8, 16], "head": [16, 8]}
@@ -48,8 +50,11 @@ def test_round_trip_same_logits_and_metadata(tmp_path):
     meta = loaded.metadata
     assert meta["format_version"] == FORMAT_VERSION
     assert meta["class_names"] == ["a", "b", "c"]
-    assert meta["preprocessing"]["num_points"] == 64
-    assert meta["preprocessing"]["features"] == ["xyz"]
+    assert meta["preprocessing"] == {
+        "num_points": 64, "features": ["xyz"], "in_channels": 3,
+        "normalize": "center_unit_sphere", "sampling": "random", "up_axis": "z",
+    }  # fmt: skip
+    assert Preprocessing.from_dict(meta["preprocessing"]) == make_preprocessing(64)
     assert meta["model"] == {"name": "pointnet", "kwargs": _KW}
     assert meta["metrics"] == {"val_oa": 0.5}
     assert meta["versions"]["torch"] == torch.__version__
@@ -110,7 +115,7 @@ def test_malicious_torch_save_is_refused_and_never_runs(tmp_path):
 def test_not_a_checkpoint(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a pointnet1x1 checkpoint"):
+    with pytest.raises(CheckpointError, match="not a model file"):
         load_model_checkpoint(text)
     from safetensors.torch import save_file
 
@@ -159,16 +164,53 @@ def test_weights_that_do_not_fit_and_unknown_model(tmp_path):
         load_model_checkpoint(path2)
 
 
-def test_preprocessing_validation():
-    assert make_preprocessing(32, use_normals=True)["in_channels"] == 6
-    with pytest.raises(ValueError, match="num_points must be positive, got 0"):
-        make_preprocessing(0)
+def test_preprocessing_object_round_trips_and_validates():
+    prep = make_preprocessing(32, use_normals=True, up_axis="y")
+    assert (prep.in_channels, prep.features, prep.use_normals) == (
+        6,
+        ("xyz", "normals"),
+        True,
+    )
+    assert Preprocessing.from_dict(prep.to_dict()) == prep
+    with pytest.raises(AttributeError):
+        prep.num_points = 5  # frozen: one object, never edited in place
+    for change, message in (
+        ({"num_points": 0}, "num_points must be a positive int, got 0"),
+        ({"features": ["rgb"]}, r"features must be \['xyz'\] or"),
+        ({"in_channels": 3}, "in_channels must be an int >= 6"),
+        ({"sampling": "grid"}, "sampling must be random or fps"),
+        ({"up_axis": "w"}, "up_axis must be one of x, y, z"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            prep.replace(**change)
+    with pytest.raises(ValueError, match=r"preprocessing lacks \['in_channels'\]"):
+        Preprocessing.from_dict({"num_points": 3, "features": ["xyz"]})
     with pytest.raises(ValueError, match="preprocessing lacks"):
         save_model_checkpoint(
-            "unused",
-            _model(),
-            model_name="pointnet",
-            model_kwargs=_KW,
-            class_names=["a", "b", "c"],
-            preprocessing={"num_points": 3},
-        )
+            "unused", _model(), model_name="pointnet", model_kwargs=_KW,
+            class_names=["a", "b", "c"], preprocessing={"num_points": 3},
+        )  # fmt: skip
+
+
+def test_checkpoints_written_before_the_up_axis_was_recorded_read_as_y_up(tmp_path):
+    path = _save(tmp_path / "m.safetensors")
+    _rewrite_meta(path, lambda m: m["preprocessing"].pop("up_axis"))
+    meta = load_model_checkpoint(path).metadata
+    assert "up_axis" not in meta["preprocessing"]
+    assert Preprocessing.from_dict(meta["preprocessing"]).up_axis == "y"
+    from pointnet1x1.engine import Classifier
+
+    clf = Classifier.from_checkpoint(path, device="cpu")
+    assert clf.preprocessing.up_axis == "y" and clf.input_up_axis == "z"
+    # a z-up cloud is turned y up for it: (x, y, z) -> (x, z, y), the measured swap
+    cloud = torch.rand(50, 3).numpy()
+    want = clf.preprocessing.replace(up_axis="z").prepare(
+        cloud[:, [0, 2, 1]], input_up_axis="z"
+    )
+    np.testing.assert_allclose(clf.preprocess(cloud), want, atol=1e-6)
+    # a checkpoint whose preprocessing is nonsense is one line naming it
+    _rewrite_meta(path, lambda m: m["preprocessing"].update(num_points="many"))
+    with pytest.raises(
+        CheckpointError, match="m.safetensors: checkpoint num_points must be"
+    ):
+        load_model_checkpoint(path)

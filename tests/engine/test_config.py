@@ -9,7 +9,16 @@ from pointnet1x1.engine.config import (
     build_config,
     load_config_file,
 )
-from pointnet1x1.engine.trainer import _schedule
+from pointnet1x1.engine.trainer import schedule
+from pointnet1x1.models import create_model
+
+
+def _model_of(cfg, num_classes=40, in_channels=3):
+    """The model the trainer would build (without loading any data)."""
+    kwargs = {"num_classes": num_classes, "in_channels": in_channels}
+    if cfg.dropout is not None:
+        kwargs["dropout"] = cfg.dropout
+    return create_model(cfg.model, **kwargs, **cfg.model_kwargs)
 
 
 def test_paper_recipe_when_data_is_given():
@@ -30,10 +39,7 @@ def test_paper_recipe_when_data_is_given():
         0.01,
     )
     # dropout comes from the model's own default: PointNet's 0.3 (keep 0.7)
-    from pointnet1x1.engine.trainer import _model_kwargs
-    from pointnet1x1.models import create_model
-
-    model = create_model(cfg.model, **_model_kwargs(cfg, 40, 3))
+    model = _model_of(cfg)
     drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops == [pytest.approx(0.3)] * 2
     assert (cfg.rotate, cfg.jitter, cfg.jitter_clip, cfg.scale, cfg.shift) == (
@@ -55,13 +61,41 @@ def test_fast_recipe_without_data_and_explicit_values_win():
 
 def test_schedule_follows_the_authors_staircase():
     cfg = TrainConfig(data="x").resolved()
-    assert _schedule(cfg, 0) == (1e-3, 0.5)
-    lr, mom = _schedule(cfg, 200_000)
+    assert schedule(cfg, 0, 1) == (1e-3, 0.5)
+    lr, mom = schedule(cfg, 200_000, 7)
     assert lr == pytest.approx(7e-4) and mom == pytest.approx(0.25)
-    lr, mom = _schedule(cfg, 199_999)
+    lr, mom = schedule(cfg, 199_999, 7)
     assert lr == 1e-3 and mom == 0.5
-    lr, mom = _schedule(cfg, 10**9)
+    lr, mom = schedule(cfg, 10**9, 7)
     assert lr == 1e-5 and mom == 0.01  # floors: min lr and TF's 0.99 BN decay clip
+
+
+def test_part_segmentation_recipe_decays_per_epoch_as_the_yanx27_port():
+    # yanx27 train_partseg.py: lr = 0.001 * 0.5 ** (epoch // 20), BN 0.1 * 0.5 ** ...
+    cfg = TrainConfig(task="partseg", data="x").resolved()
+    assert (cfg.model, cfg.recipe, cfg.batch_size, cfg.num_points) == (
+        "pointnet2_partseg", "partseg", 16, 2048,
+    )  # fmt: skip
+    assert (cfg.weight_decay, cfg.scale, cfg.shift, cfg.rotate) == (
+        1e-4, [0.8, 1.25], 0.1, "none",
+    )  # fmt: skip
+    for epoch in (1, 20, 21, 41, 200):  # ours counts epochs from 1
+        k = (epoch - 1) // 20
+        lr, mom = schedule(cfg, 10**9, epoch)  # samples do not matter here
+        assert lr == pytest.approx(max(1e-3 * 0.5**k, 1e-5))
+        assert mom == pytest.approx(max(0.1 * 0.5**k, 0.01))
+    # the model says its task: no --task needed, and a mismatch is one line
+    assert TrainConfig(model="pointnet_partseg", data="x").resolved().task == "partseg"
+    with pytest.raises(
+        ValueError,
+        match="'pointnet' is a cls model but the task is 'partseg'; choose one of: pointnet2_partseg, pointnet_partseg",
+    ):
+        TrainConfig(task="partseg", model="pointnet", data="x").resolved()
+    # a decay_step given for a per-epoch recipe wins over the recipe's epochs
+    own = TrainConfig(task="partseg", data="x", decay_step=100).resolved()
+    assert (own.decay_step, own.decay_epochs) == (100, None)
+    with pytest.raises(ValueError, match="decay_step .* or decay_epochs, not both"):
+        TrainConfig(decay_step=1, decay_epochs=1).resolved()
 
 
 def test_config_files_and_flags_precedence(tmp_path):
@@ -114,16 +148,11 @@ def test_resolved_config_round_trips_through_a_dict():
 
 
 def test_fast_recipe_widths_only_for_its_own_model():
-    from pointnet1x1.engine.trainer import _model_kwargs
-    from pointnet1x1.models import create_model
-
     default = TrainConfig().resolved()
     assert default.model_kwargs["mlp2"] == [32, 64, 256]
     other = TrainConfig(model="pointnet2_ssg").resolved()
     assert other.model_kwargs == {} and other.dropout is None
-    kwargs = _model_kwargs(other, num_classes=10, in_channels=3)
-    assert "dropout" not in kwargs  # PointNet++ keeps its own 0.5
-    model = create_model("pointnet2_ssg", **kwargs)
+    model = _model_of(other, num_classes=10)  # PointNet++ keeps its own 0.5
     drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops and all(p == pytest.approx(0.5) for p in drops)
     with pytest.raises(ValueError, match="dropout must be in"):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from pointnet1x1.engine import load_model_checkpoint
@@ -50,3 +51,25 @@ def test_two_processes_gloo_train_and_resume(tiny_data, tmp_path):
     assert loaded.metadata["extra"]["data"]["classes"] == ["ball", "cube", "rod"]
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_part_segmentation_trains_under_torchrun_too(tiny_parts, tmp_path):
+    (tmp_path / "tiny.toml").write_text(
+        "model_kwargs = {mlp1 = [16, 16], mlp2 = [32, 64], seg_mlp = [32], "
+        "input_transform = false, feature_transform = false}\n"
+    )
+    out = tmp_path / "ddp"
+    args = ["--data", str(tiny_parts), "--model", "pointnet_partseg", "--num-points", "64",
+            "--batch-size", "4", "--epochs", "1", "--config", str(tmp_path / "tiny.toml"),
+            "--progress", "log", "--out", str(out)]  # fmt: skip
+    first = _torchrun(args, tmp_path)
+    assert first.stdout.count("epoch   1/1") == 1  # only rank 0 logs
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "partseg" and report["world_size"] == 2
+    assert report["weights_identical_across_ranks"] is True
+    # every test shape counts once, not once per rank: 8 per category
+    assert report["test"]["shapes"] == 16
+    from pointnet1x1.engine import evaluate_checkpoint
+
+    alone = evaluate_checkpoint(out / "checkpoints" / "last.safetensors", device="cpu")
+    assert alone["instance_miou"] == pytest.approx(report["test_last"]["instance_miou"])

@@ -10,6 +10,10 @@ def test_train_and_classify_example_runs(tmp_path, capsys):
     module = runpy.run_path(str(EXAMPLE))
     report = module["main"](epochs=1, out=str(tmp_path / "run"))
     out = capsys.readouterr().out
-    assert 0.0 <= report["test"]["oa"] <= 1.0
+    # one epoch of the fast recipe already learns: far above chance (1/10)
+    chance = 1 / len(report["class_names"])
+    assert report["test"]["oa"] > chance + 0.5 * (1 - chance)
     assert "Classifier(classes=10" in out and "a random sphere:" in out
-    assert (tmp_path / "run" / "report.json").is_file()
+    assert "torus_0065.off:" in out  # a z-up mesh file, classified with no flag
+    lines = [line for line in out.splitlines() if line.startswith("  true ")]
+    assert len(lines) == 4 and all("predicted" in line for line in lines)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pointnet1x1.engine._data import stratified_split
+from pointnet1x1.engine.data import stratified_split
 from pointnet1x1.engine.metrics import (
     classification_metrics,
     confusion_matrix,

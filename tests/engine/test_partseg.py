@@ -1,73 +1,43 @@
-"""Part segmentation: metrics by hand, a tiny training run, prediction and writing."""
+"""Part segmentation: the authors' metrics by hand, DDP-style sums, labels written to
+files, and ``classify`` with a segmentation checkpoint."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
 
-from pointnet1x1.data.shapenetpart import CATEGORIES, SEG_CLASSES, SHAPENETPART_DIRNAME
-from pointnet1x1.engine.partseg import (
-    PartSegConfig,
+from pointnet1x1.data.shapenetpart import CATEGORIES, SEG_CLASSES
+from pointnet1x1.engine import PartSegmenter, make_preprocessing
+from pointnet1x1.engine.metrics import (
     PartSegMetrics,
-    predict_parts,
+    category_mask,
     restrict_to_category,
     shape_iou,
-    train_partseg,
-    write_part_labels,
 )
+from pointnet1x1.engine.segment import write_part_labels
 from pointnet1x1.models import create_model
 
-SYNSETS = {"Airplane": "02691156", "Mug": "03797390"}
 AIRPLANE, MUG = CATEGORIES.index("Airplane"), CATEGORIES.index("Mug")
-
-
-def _fixture(tmp_path: Path) -> Path:
-    """A small ShapeNetPart in its layout: the part is the band of x a point is in."""
-    root = tmp_path / SHAPENETPART_DIRNAME
-    (root / "train_test_split").mkdir(parents=True)
-    (root / "synsetoffset2category.txt").write_text(
-        "".join(f"{c}\t{s}\n" for c, s in SYNSETS.items())
-    )
-    rng = np.random.default_rng(0)
-    lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    for cat, syn in SYNSETS.items():
-        (root / syn).mkdir()
-        parts = np.asarray(SEG_CLASSES[cat])
-        for split, count in zip(lists, (4, 2, 2), strict=True):
-            for i in range(count):
-                xyz = rng.uniform(-1, 1, (120, 3))
-                band = np.clip(
-                    ((xyz[:, 0] + 1) / 2 * len(parts)).astype(int), 0, len(parts) - 1
-                )
-                rows = np.column_stack(
-                    [xyz, np.zeros((120, 2)), np.ones(120), parts[band]]
-                )
-                np.savetxt(root / syn / f"{split}{i}.txt", rows, fmt="%.5f")
-                lists[split].append(f"shape_data/{syn}/{split}{i}")
-    for split, entries in lists.items():
-        (root / "train_test_split" / f"shuffled_{split}_file_list.json").write_text(
-            json.dumps(entries)
-        )
-    return tmp_path
+MASK = category_mask({c: SEG_CLASSES[c] for c in CATEGORIES}, 50)
 
 
 def test_shape_iou_by_hand():
     # Airplane parts 0..3; part 0: I 1 U 2; part 1: I 2 U 3; parts 2, 3 absent: 1
     pred, target = np.array([0, 1, 1, 1]), np.array([0, 0, 1, 1])
-    assert shape_iou(pred, target, AIRPLANE) == pytest.approx((0.5 + 2 / 3 + 1 + 1) / 4)
+    parts = SEG_CLASSES["Airplane"]
+    assert shape_iou(pred, target, parts) == pytest.approx((0.5 + 2 / 3 + 1 + 1) / 4)
     # a label outside the category only enlarges the truth's union
-    assert shape_iou(np.array([36, 36]), np.array([0, 0]), AIRPLANE) == pytest.approx(
+    assert shape_iou(np.array([36, 36]), np.array([0, 0]), parts) == pytest.approx(
         (0 + 1 + 1 + 1) / 4
     )
 
 
-def test_instance_and_class_miou():
-    m = PartSegMetrics()
+def _metrics():
+    m = PartSegMetrics(CATEGORIES, SEG_CLASSES)
     mug = torch.tensor([[36, 36, 37, 37]])
     m.update(mug, mug, torch.tensor([MUG]))  # IoU 1
     m.update(
@@ -75,7 +45,11 @@ def test_instance_and_class_miou():
         torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1]]),
         torch.tensor([AIRPLANE, AIRPLANE]),
     )  # IoU 0.7917 and 1
-    out = m.compute()
+    return m
+
+
+def test_instance_and_class_miou():
+    out = _metrics().compute()
     a = (0.5 + 2 / 3 + 2) / 4
     assert out["instance_miou"] == pytest.approx((1 + a + 1) / 3)
     assert out["class_miou"] == pytest.approx((1 + (a + 1) / 2) / 2)
@@ -83,83 +57,59 @@ def test_instance_and_class_miou():
     assert out["point_accuracy"] == pytest.approx(11 / 12) and out["shapes"] == 3
 
 
+def test_metrics_add_up_over_shards_as_over_ranks():
+    # two "ranks" with one part of the shapes each give the whole set's figures
+    whole = _metrics()
+    first = PartSegMetrics(CATEGORIES, SEG_CLASSES)
+    first.update(
+        torch.tensor([[36, 36, 37, 37]]),
+        torch.tensor([[36, 36, 37, 37]]),
+        torch.tensor([MUG]),
+    )
+    second = PartSegMetrics(CATEGORIES, SEG_CLASSES)
+    second.update(
+        torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]]),
+        torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1]]),
+        torch.tensor([AIRPLANE, AIRPLANE]),
+    )
+    first.sums += second.sums  # what all_reduce_sum does
+    got, want = first.compute(), whole.compute()
+    assert got.pop("per_category") == pytest.approx(want.pop("per_category"))
+    assert got == pytest.approx(want)
+
+
 def test_restrict_to_category():
     logits = torch.zeros(2, 50, 3)
     logits[:, 49] = 10.0  # a Table part wins overall
     logits[0, 2, 1] = 1.0
     logits[1, 37] = 1.0
-    labels = restrict_to_category(logits, torch.tensor([AIRPLANE, MUG]))
+    labels = restrict_to_category(logits, torch.tensor([AIRPLANE, MUG]), MASK)
     assert labels.tolist() == [[0, 2, 0], [37, 37, 37]]
 
 
-def test_train_partseg_tiny_run(tmp_path):
-    cfg = PartSegConfig(
-        data=str(_fixture(tmp_path)),
-        model="pointnet2_partseg",
-        model_kwargs={"npoints": [32, 8], "nsample": 8},
-        num_points=64,
-        epochs=2,
-        batch_size=4,
-        out=str(tmp_path / "run"),
-        log=False,
-    )
-    report = train_partseg(cfg)
-    assert report["shapes"] == {"train": 8, "val": 4, "test": 4}
-    assert len(report["history"]) == 2 and report["best_epoch"] in (1, 2)
-    for key in ("instance_miou", "class_miou"):
-        assert 0.0 <= report["test"][key] <= 1.0
-    assert set(report["test"]["per_category"]) == {"Airplane", "Mug"}
-    assert "best validation" in report["test"]["weights"]
-    on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert on_disk["test"] == report["test"]
-    from pointnet1x1.engine.checkpoint import load_model_checkpoint
-
-    model, meta = load_model_checkpoint(report["checkpoint"])
-    assert (
-        meta["extra"]["task"] == "partseg"
-        and meta["extra"]["category_names"][0] == "Airplane"
-    )
-    assert len(meta["class_names"]) == 50 and meta["preprocessing"]["num_points"] == 64
-    points = np.random.default_rng(1).uniform(-1, 1, (20, 3)).astype(np.float32)
-    labels = predict_parts(model, points, "mug")  # 20 < 32 centroids: fine
-    assert labels.shape == (20,) and set(labels.tolist()) <= {36, 37}
-
-
-def test_train_config_mapping_and_errors(tmp_path):
-    from pointnet1x1.engine.config import TrainConfig
-    from pointnet1x1.engine.partseg import _from_train_config
-
-    cfg = _from_train_config(
-        TrainConfig(
-            task="partseg", data="somewhere", model="pointnet", epochs=3, normals=True
-        )
-    )
-    assert (cfg.model, cfg.epochs, cfg.use_normals, cfg.num_points) == (
-        "pointnet_partseg",
-        3,
-        True,
-        2048,
-    )
-    with pytest.raises(ValueError, match="needs a ShapeNetPart root: pass --data"):
-        train_partseg(PartSegConfig())
-    with pytest.raises(ValueError, match="'pointnet2_msg' is not a part segmenter"):
-        train_partseg(PartSegConfig(data="x", model="pointnet2_msg"))
-
-
-def test_predict_parts_pointnet_segmenter_and_errors():
+def test_pointnet_segmenter_predictor_and_errors():
     torch.manual_seed(0)
-    model = create_model("pointnet_partseg", mlp1=[8, 8], mlp2=[16], seg_mlp=[8])
-    points = np.random.default_rng(0).normal(size=(50, 3))
-    labels = predict_parts(model, points, AIRPLANE)
-    assert labels.shape == (50,) and set(labels.tolist()) <= {0, 1, 2, 3}
-    with_normals = np.concatenate([points, np.ones((50, 3))], axis=1)
-    assert np.array_equal(predict_parts(model, with_normals, "Airplane"), labels)
+    kwargs = {"mlp1": [8, 8], "mlp2": [16], "seg_mlp": [8]}
+    model = create_model("pointnet_partseg", **kwargs)
+    seg = PartSegmenter(
+        model, [f"p{i}" for i in range(50)], category_names=CATEGORIES,
+        seg_classes=SEG_CLASSES, preprocessing=make_preprocessing(64), input_up_axis="z",
+    )  # fmt: skip
+    points = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    points[7] = np.nan  # a point that cannot be labelled gets -1, the others a part
+    (pred,) = seg.predict(points, AIRPLANE)
+    assert pred.labels[7] == -1 and sum(pred.parts.values()) == 49
+    with_normals = np.concatenate([points, np.ones((50, 3), np.float32)], axis=1)
+    assert np.array_equal(seg.predict(with_normals, "airplane")[0].labels, pred.labels)
     with pytest.raises(ValueError, match="unknown category 'Boat'"):
-        predict_parts(model, points, "Boat")
+        seg.predict(points, "Boat")
     with pytest.raises(
-        ValueError, match=r"takes points of shape \(N, 3\).*got \(50, 2\)"
+        ValueError, match=r"expected points of shape \(N, 3\+F\).*\(50, 2\)"
     ):
-        predict_parts(model, points[:, :2], 0)
+        seg.predict(points[:, :2], 0)
+    with pytest.raises(ValueError, match="seg_classes lacks the parts of categories"):
+        PartSegmenter(model, ["p"] * 50, category_names=["Airplane", "Boat"],
+                      seg_classes=SEG_CLASSES)  # fmt: skip
 
 
 def test_write_part_labels_formats(tmp_path):
@@ -183,37 +133,37 @@ def test_write_part_labels_formats(tmp_path):
 
 
 def test_classify_with_a_segmentation_checkpoint_writes_part_labels(
-    tmp_path, shared_data, capsys
+    tiny_parts_run, tmp_path, shared_data, capsys
 ):
     from pointnet1x1.cli import main
-    from pointnet1x1.engine.checkpoint import make_preprocessing, save_model_checkpoint
 
-    torch.manual_seed(0)
-    kwargs = {"mlp1": [8, 8], "mlp2": [16], "seg_mlp": [8]}
-    model = create_model("pointnet_partseg", **kwargs).eval()
-    ckpt = save_model_checkpoint(
-        tmp_path / "seg.safetensors",
-        model,
-        model_name="pointnet_partseg",
-        model_kwargs=kwargs,
-        class_names=[f"part{i}" for i in range(50)],
-        preprocessing=make_preprocessing(256),
-        extra={"task": "partseg", "category_names": list(CATEGORIES)},
-    )
+    ckpt = tiny_parts_run / "checkpoints" / "best.safetensors"
     bunny = shared_data / "clouds" / "PointCloudLibrary_pcl__bunny.pcd"  # 397 points
     bad = tmp_path / "bad.xyz"
     bad.write_text("not numbers\n")
     out = tmp_path / "parts"
     argv = ["classify", str(ckpt), str(bunny), str(bad), "--parts-dir", str(out)]
-    assert main([*argv, "--category", "Mug"]) == 1  # the bad file, the rest done
+    assert (
+        main([*argv, "--category", "Mug", "--json"]) == 1
+    )  # the bad file, the rest done
     captured = capsys.readouterr()
     assert "bad.xyz" in captured.err and "bunny" not in captured.err
+    objects = json.loads(captured.out)
+    from pointnet1x1.engine import read_checkpoint_metadata
+
+    recorded = read_checkpoint_metadata(ckpt)["preprocessing"]["up_axis"]
+    assert (
+        objects[0]["input_up_axis"] == "z" and objects[0]["model_up_axis"] == recorded
+    )
+    assert objects[1]["path"] == str(bad) and "error" in objects[1]
     vertex = PlyData.read(str(out / "PointCloudLibrary_pcl__bunny.parts.ply"))["vertex"]
     assert len(vertex["label"]) == 397  # every point of the file gets a label
-    assert set(vertex["label"].tolist()) <= set(SEG_CLASSES["Mug"])
+    # the same labels as the predictor gives for the file
+    want = PartSegmenter.from_checkpoint(ckpt, device="cpu").predict(bunny, "Mug")[0]
+    assert vertex["label"].tolist() == want.labels.tolist()
     summary = json.loads((out / "summary.json").read_text())
     assert summary[0]["num_points"] == 397 and summary[0]["category"] == "Mug"
-    assert sum(summary[0]["parts"].values()) == 397
+    assert summary[0]["parts"] == want.parts
     # a segmenter without --category: one line, exit code 2
     assert main(["classify", str(ckpt), str(bunny)]) == 2
     assert "pass --category" in capsys.readouterr().err

@@ -153,6 +153,70 @@ def test_registry():
         create_model("nope")
 
 
+def test_models_declare_what_they_are():
+    from pointnet1x1.models import PointNet2Segmenter, model_info
+
+    # other tests register their own models; the built-in ones are those of the package
+    builtin = [n for n in list_models() if not n.startswith("test_")]
+    tasks = {name: model_info(name).task for name in builtin}
+    assert tasks == {
+        "pointnet": "cls", "pointnet_vanilla": "cls", "pointnet2_ssg": "cls",
+        "pointnet2_msg": "cls", "pointnet_partseg": "partseg",
+        "pointnet2_partseg": "partseg",
+    }  # fmt: skip
+    assert [n for n in list_models("partseg") if not n.startswith("test_")] == [
+        "pointnet2_partseg",
+        "pointnet_partseg",
+    ]
+    assert model_info("pointnet").recipe == "paper"
+    assert model_info("pointnet2_partseg").recipe == "partseg"
+    assert model_info("pointnet2_partseg").factory is PointNet2Segmenter
+    vanilla = create_model("pointnet_vanilla", num_classes=3)
+    assert vanilla.encoder.input_tnet is None and vanilla.encoder.feature_tnet is None
+    own = create_model("pointnet_vanilla", num_classes=3, input_transform=True)
+    assert own.encoder.input_tnet is not None  # the caller's value wins
+    # a segmenter takes no num_classes: one line naming what it does take
+    with pytest.raises(ValueError) as info:
+        create_model("pointnet_partseg", num_classes=10)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "model 'pointnet_partseg' (partseg) takes no argument num_classes; it "
+        "accepts: num_parts, num_categories, in_channels, mlp1,"
+    )
+
+
+def test_register_model_records_the_entry_and_refuses_duplicates():
+    from torch import nn
+
+    from pointnet1x1.models import model_info, register_model
+
+    name = "test_tiny_registered"
+    if name not in list_models():
+
+        @register_model(name, task="partseg", in_channels=6)
+        class Tiny(nn.Module):
+            def __init__(self, num_parts: int = 2, in_channels: int = 6) -> None:
+                super().__init__()
+                self.num_parts, self.in_channels = num_parts, in_channels
+
+    info = model_info(name)
+    assert (info.task, info.in_channels, info.recipe) == ("partseg", 6, "partseg")
+    assert info.arguments == ("num_parts", "in_channels")
+    assert create_model(name, num_parts=5).num_parts == 5
+    with pytest.raises(
+        ValueError, match=f"a model named '{name}' is already registered"
+    ):
+        register_model(name)(nn.Identity)
+    with pytest.raises(ValueError, match="defaults \\['depth'\\] are not arguments"):
+
+        class Fixed(nn.Module):
+            def __init__(self, width: int = 2) -> None:
+                super().__init__()
+
+        register_model("test_bad_defaults", defaults={"depth": 3})(Fixed)
+
+
 @pytest.mark.parametrize("channels", [4, 5, 7])
 def test_extra_feature_channels_reach_the_network(channels):
     torch.manual_seed(5)
