@@ -356,3 +356,35 @@ def test_modelnet_reads_folder_trees_like_folder_dataset(shared_data, tmp_path):
     assert isinstance(open_dataset(shared_data / "modelnet40_normal_resampled", "test", classes=["bench"], cache_dir=tmp_path, progress=False), ModelNet)  # fmt: skip
     with pytest.raises(ValueError, match="ModelNet's resampled layout, not folders"):
         FolderDataset(shared_data / "modelnet40_normal_resampled", "test")
+
+
+def test_data_info_counts_layout_extensions_skipped_bad_and_short(
+    shared_data, tmp_path, capsys
+):
+    from pointnet1x1.cli import main
+
+    root = tmp_path / "info"
+    for cls, split, src in (
+        ("a", "train", "modelnet40_npy_1024/airplane/train/airplane_0001.npy"),
+        ("a", "train", "modelnet10_pcd_test/sofa/test/sofa_0681.pcd"),
+        ("a", "test", "clouds/PointCloudLibrary_pcl__bunny.pcd"),
+        ("b", "train", "ModelNet40/bed/train/bed_0001.off"),
+        ("b", "test", "modelnet40_npy_1024/bed/test/bed_0516.npy"),
+    ):
+        (root / cls / split).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / src, root / cls / split)
+    (root / "a" / "train" / ".hidden.ply").write_text("x")
+    (root / "b" / "train" / "readme.md").write_text("x")
+    (root / "b" / "train" / "broken.ply").write_text("ply\nformat ascii 1.0\n")
+    (root / "LICENSE").write_text("x")
+    assert main(["data", "info", str(root), "--cache-dir", str(tmp_path / "c"), "--num-points", "512"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "dataset:  a folder dataset" in out and "layout:   class-split" in out
+    assert "files are z up, datasets return z up" in out
+    assert "train: 4 of 4 shapes present, 0 missing; files by extension: .npy 1, .pcd 1, .off 1, .ply 1" in out  # fmt: skip
+    assert "test: 2 of 2 shapes present" in out
+    assert "  hidden: 1 (a/train/.hidden.ply)" in out
+    assert "  unknown extension: 1 (b/train/readme.md)" in out
+    assert "  not in a class folder: 1 (LICENSE)" in out
+    assert "  cannot be read: 1" in out and "    b/train/broken.ply: " in out
+    assert "short (fewer than 512 points, filled by repeating their own points): 1 (a/test/PointCloudLibrary_pcl__bunny.pcd)" in out  # fmt: skip
