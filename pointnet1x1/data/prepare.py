@@ -24,7 +24,8 @@ PointNet max pool does not see repeats. Short files are listed
 (``Prepared.short``, ``pointnet1x1 data info``).
 
 A file that cannot be read does not stop the other workers: its one-line error is
-collected, and :class:`Prepared` lists it with the others (``bad``); the dataset
+collected (an exception other than ``ValueError``/``OSError``, a reader's bug, is
+reported as "unexpected ..." the same way), and :class:`Prepared` lists it with the others (``bad``); the dataset
 then refuses the split (:class:`BadFilesError`) unless asked to skip them.
 """
 
@@ -146,8 +147,10 @@ def _worker(item: tuple[str, str], recipe: Recipe) -> np.ndarray | str:
     path, rel = item
     try:
         return read_shape(Path(path), rel, recipe)
-    except (ValueError, OSError) as err:
+    except Exception as err:  # any failure on one file is reported, never raised
         text = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, (ValueError, OSError)):  # a reader's bug, not the file's
+            text = f"unexpected {type(err).__name__} while reading: {text}"
         prefix = f"{path}: "
         return text[len(prefix) :] if text.startswith(prefix) else text
 

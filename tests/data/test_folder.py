@@ -388,3 +388,41 @@ def test_data_info_counts_layout_extensions_skipped_bad_and_short(
     assert "  not in a class folder: 1 (LICENSE)" in out
     assert "  cannot be read: 1" in out and "    b/train/broken.ply: " in out
     assert "short (fewer than 512 points, filled by repeating their own points): 1 (a/test/PointCloudLibrary_pcl__bunny.pcd)" in out  # fmt: skip
+
+
+def test_a_class_tree_of_official_names_gets_the_official_split(shared_data, tmp_path):
+    root = tmp_path / "flat" / "bowl"
+    root.mkdir(parents=True)
+    for path in (shared_data / "modelnet40_npy_1024" / "bowl").glob("*/*.npy"):
+        os.symlink(path, root / path.name)  # bowl/bowl_NNNN.npy, no split folders
+    kw = dict(classes=["bowl"], cache_dir=tmp_path / "c", progress=False)
+    train = FolderDataset(root.parent, "train", **kw)
+    test = FolderDataset(root.parent, "test", **kw)
+    assert train.layout == "class" and train.dataset_name == "ModelNet40"
+    # ModelNet40's bowl: 64 train shapes (0001-0064), 20 test (0065-0084)
+    assert train.files == [f"bowl/bowl_{i:04d}.npy" for i in range(1, 65)]
+    assert test.files == [f"bowl/bowl_{i:04d}.npy" for i in range(65, 85)]
+    with pytest.raises(MissingDataError, match="train: 9779 of 9843 files missing"):
+        FolderDataset(root.parent, "train", cache_dir=tmp_path / "c", progress=False)
+
+
+def test_an_unexpected_reader_error_is_reported_as_a_bad_file(tmp_path, monkeypatch):
+    from pointnet1x1.data import prepare
+
+    root = tmp_path / "r"
+    for cls in ("a", "b"):
+        (root / cls / "train").mkdir(parents=True)
+        for i in range(3):
+            cloud = np.random.default_rng(i).normal(size=(50, 3))
+            np.save(root / cls / "train" / f"{i}.npy", cloud)
+    real = prepare.read_shape
+
+    def flaky(path, rel, recipe):
+        if rel == "b/train/1.npy":
+            raise IndexError("index 7 is out of bounds")
+        return real(path, rel, recipe)
+
+    monkeypatch.setattr(prepare, "read_shape", flaky)
+    with pytest.raises(BadFilesError) as info:
+        FolderDataset(root, "train", num_points=32, cache_dir=tmp_path / "c", progress=False, workers=1)  # fmt: skip
+    assert info.value.bad == [("b/train/1.npy", "unexpected IndexError while reading: index 7 is out of bounds")]  # fmt: skip
