@@ -54,7 +54,12 @@ def _stored_split(
     """The split of a ``class`` tree: the one stored beside the cache if it holds
     the same files, else a new one (written there)."""
     fresh = make_manifest(tree, seed=seed, test_fraction=test_fraction)
-    path = _cache.cache_folder(base, cache_dir) / f"split-seed{seed}-test{test_fraction:g}.json"  # fmt: skip
+    name = f"split-seed{seed}-test{test_fraction:g}.json"
+    try:
+        path = _cache.cache_folder(base, cache_dir) / name
+    except OSError as err:
+        warnings.warn(f"cannot keep the split of {base}: {err}", stacklevel=3)
+        return fresh
     if path.is_file():
         try:
             stored = read_manifest(path)
@@ -71,7 +76,10 @@ def _stored_split(
             "seeded split replaces it (runs keep theirs in their split manifest)",
             stacklevel=3,
         )
-    atomic_write_bytes(path, json.dumps(fresh, indent=1).encode())
+    try:
+        atomic_write_bytes(path, json.dumps(fresh, indent=1).encode())
+    except OSError as err:
+        warnings.warn(f"cannot keep the split of {base} in {path}: {err}", stacklevel=3)
     return fresh
 
 
@@ -108,6 +116,10 @@ class FolderDataset(PointCloudDataset):
         MissingDataError: The split has no file on disk, or files that ModelNet's
             lists (or the manifest) name are absent.
         BadFilesError: Files cannot be read (one line each) and ``skip_bad`` is off.
+
+    Shape:
+        ``self[i]`` is ``(points, label)``: float32 (num_points, 3 + 3 * use_normals)
+        and an int; ``self.points`` is (S, P, 3 + 3 * use_normals), ``P >= num_points``.
     """
 
     def __init__(

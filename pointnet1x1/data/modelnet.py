@@ -130,6 +130,10 @@ class ModelNet(FolderDataset):
     Raises:
         MissingDataError: Files named by the split lists are absent (a ValueError).
         BadFilesError: Files cannot be read and ``skip_bad`` is off.
+
+    Shape:
+        ``self[i]`` is ``(points, label)``: float32 (num_points, 3 + 3 * use_normals)
+        and an int.
     """
 
     def __init__(

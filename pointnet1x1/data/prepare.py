@@ -32,6 +32,7 @@ then refuses the split (:class:`BadFilesError`) unless asked to skip them.
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -233,8 +234,12 @@ def prepare_listing(
     rels = [listing.relative(p) for p in listing.files]
     setting = {"layout": listing.layout, "split": listing.split, **asdict(recipe)}
     sources = _cache.sources_digest(listing.files)
-    folder = _cache.cache_folder(listing.root, cache_dir)
-    cached = _cache.load_cached(folder, setting, sources)
+    try:
+        folder: Path | None = _cache.cache_folder(listing.root, cache_dir)
+    except OSError as err:  # e.g. a read-only home: prepare all the same, uncached
+        warnings.warn(f"no cache for {listing.root}: {err}", stacklevel=2)
+        folder = None
+    cached = None if folder is None else _cache.load_cached(folder, setting, sources)
     if cached is not None:
         points, found = cached
         bad = [(str(r), str(p)) for r, p in found.get("bad", [])]
@@ -252,12 +257,15 @@ def prepare_listing(
             points, short = _stack(good, good_rels, recipe)
         else:
             points, short = np.empty((0, recipe.num_points, 3 + 3 * recipe.normals), np.float32), []  # fmt: skip
-        _cache.save_cached(
-            folder, setting, sources, points, {"bad": bad, "short": short}
-        )
+        try:
+            if folder is not None:
+                found = {"bad": bad, "short": short}
+                _cache.save_cached(folder, setting, sources, points, found)
+        except OSError as err:  # the work is not lost: it is returned uncached
+            warnings.warn(f"could not cache {listing.root} in {folder}: {err}", stacklevel=2)  # fmt: skip
     bad_set = {r for r, _ in bad}
     keep = [i for i, r in enumerate(rels) if r not in bad_set]
     labels = np.asarray(listing.labels, dtype=np.int64)[keep]
     if len(keep) != len(points):
-        raise RuntimeError(f"{folder}: cache holds {len(points)} shapes, expected {len(keep)}")  # fmt: skip
+        raise RuntimeError(f"{folder}: {len(points)} prepared shapes, expected {len(keep)}")  # fmt: skip
     return Prepared(points, labels, [rels[i] for i in keep], bad, short)
