@@ -124,8 +124,8 @@ class ModelNet(FolderDataset):
     """ModelNet40 (or ModelNet10) in any layout: folders of files, resampled, HDF5.
 
     The arguments are those of :class:`FolderDataset`; for the resampled and HDF5
-    layouts, whose split is the official one, ``manifest``, ``test_fraction`` and
-    ``source_up_axis`` do not apply (their files are y up).
+    layouts, whose split is the official one and whose files are y up,
+    ``test_fraction`` is ignored and ``manifest`` / ``source_up_axis`` must be None.
 
     Raises:
         MissingDataError: Files named by the split lists are absent (a ValueError).
@@ -163,10 +163,16 @@ class ModelNet(FolderDataset):
         if tree is not None:
             super().__init__(root, split, **common, **folder_kwargs)
             return
-        if folder_kwargs:
+        # the official split and y-up files: a manifest or another axis cannot apply
+        folder_kwargs.pop("test_fraction", None)
+        given = {k for k, v in folder_kwargs.items() if v is not None}
+        if given - {"manifest", "source_up_axis"}:
+            unknown = ", ".join(sorted(given - {"manifest", "source_up_axis"}))
+            raise TypeError(f"ModelNet() got unexpected keyword arguments: {unknown}")
+        if given:
             raise ValueError(
-                f"{', '.join(sorted(folder_kwargs))}: not for the {layout} layout "
-                "(its split is ModelNet's official one)"
+                f"{', '.join(sorted(given))}: not for the {layout} layout (its split "
+                "is ModelNet's official one and its files are y up)"
             )
         if num_points <= 0:
             raise ValueError(f"num_points must be positive, got {num_points}")

@@ -353,9 +353,14 @@ def test_modelnet_reads_folder_trees_like_folder_dataset(shared_data, tmp_path):
     b = FolderDataset(shared_data / "modelnet40_npy_1024", "train", **kw)
     assert a.files == b.files and len(a) == 64
     np.testing.assert_array_equal(a.points, b.points)
-    assert isinstance(open_dataset(shared_data / "modelnet40_normal_resampled", "test", classes=["bench"], cache_dir=tmp_path, progress=False), ModelNet)  # fmt: skip
+    resampled = shared_data / "modelnet40_normal_resampled"
+    # the engine may pass every folder argument: defaults are accepted, others refused
+    ds = open_dataset(resampled, "test", manifest=None, test_fraction=0.3, source_up_axis=None, **{**kw, "classes": ["bench"]})  # fmt: skip
+    assert isinstance(ds, ModelNet) and len(ds) == 20 and ds.split_manifest is None
+    with pytest.raises(ValueError, match="manifest: not for the resampled layout"):
+        open_dataset(resampled, "test", manifest=b.split_manifest, **kw)
     with pytest.raises(ValueError, match="ModelNet's resampled layout, not folders"):
-        FolderDataset(shared_data / "modelnet40_normal_resampled", "test")
+        FolderDataset(resampled, "test")
 
 
 def test_data_info_counts_layout_extensions_skipped_bad_and_short(
