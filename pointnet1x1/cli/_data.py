@@ -119,12 +119,16 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             return 0
-        from pointnet1x1.data import open_dataset
+        from pointnet1x1.data import BadFilesError, open_dataset
 
         for split in ("train", "test"):
-            ds = open_dataset(args.dataset, split, classes=_classes(args.classes), num_points=args.num_points,
-                              modelnet10=args.modelnet10, cache_dir=args.cache_dir,
-                              skip_bad=args.skip_bad)  # fmt: skip
+            try:
+                ds = open_dataset(args.dataset, split, classes=_classes(args.classes), num_points=args.num_points,
+                                  modelnet10=args.modelnet10, cache_dir=args.cache_dir,
+                                  skip_bad=args.skip_bad)  # fmt: skip
+            except BadFilesError as err:  # every line: one per file
+                print(f"pointnet1x1 data: error: {err}", file=sys.stderr)
+                return 2
             print(
                 f"{split}: {len(ds)} shapes, {ds.points.shape[1]} points each ({ds.layout})"
             )

@@ -58,6 +58,7 @@ KEEP_POINTS = 2048  # points kept per shape when the source has more
 MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply")
 SAMPLINGS = ("random", "fps")
 _SHOWN = 5  # bad files named in an error, then a count
+_SHOWN_IN_HEADER = 3
 
 
 class BadFilesError(ValueError):
@@ -176,10 +177,20 @@ class Prepared:
 
 
 def bad_files_message(bad: list[tuple[str, str]], total: int, root: Path) -> str:
-    """A header line, then one line per bad file (a few, then a count)."""
+    """A header line (naming a few), then one line per bad file (a few, then a count).
+
+    The header alone names the files, for callers that print one line.
+    """
+    named = ", ".join(rel for rel, _ in bad[:_SHOWN_IN_HEADER])
+    more = (
+        f" and {len(bad) - _SHOWN_IN_HEADER} more"
+        if len(bad) > _SHOWN_IN_HEADER
+        else ""
+    )
     lines = [
-        f"{len(bad)} of {total} files under {root} cannot be read; fix or remove "
-        "them, or pass skip_bad=True (CLI: --skip-bad) to prepare without them:"
+        f"{len(bad)} of {total} files under {root} cannot be read ({named}{more}); "
+        "fix or remove them, or pass skip_bad=True (CLI: --skip-bad) to prepare "
+        "without them:"
     ]
     lines += [f"  {rel}: {problem}" for rel, problem in bad[:_SHOWN]]
     if len(bad) > _SHOWN:

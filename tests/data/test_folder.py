@@ -236,6 +236,7 @@ def test_a_corrupt_file_is_refused_by_name_and_skip_bad_lists_it(shared_data, tm
     assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["a/train/cut.ply", "b/train/junk.pcd"]  # fmt: skip
     assert "truncated" in lines[1] or "expected" in lines[1]
     assert [b for b, _ in info.value.bad] == ["a/train/cut.ply", "b/train/junk.pcd"]
+    assert "cannot be read (a/train/cut.ply, b/train/junk.pcd); " in lines[0]
     ds = FolderDataset(root, "train", skip_bad=True, **kw)
     assert len(ds) == 6 and [b for b, _ in ds.bad_files] == ["a/train/cut.ply", "b/train/junk.pcd"]  # fmt: skip
     assert "cut.ply" not in " ".join(ds.files) and ds.labels.tolist() == [
@@ -257,6 +258,7 @@ def test_a_corrupt_file_is_refused_by_name_and_skip_bad_lists_it(shared_data, tm
     lines = str(info.value).splitlines()
     assert lines[0].startswith("8 of 14 files") and len(lines) == 7
     assert lines[-1] == "  ... and 3 more"
+    assert "(a/train/cut.ply, b/train/junk.pcd, b/train/z0.npy and 5 more)" in lines[0]
 
 
 def test_no_split_tree_writes_and_reuses_a_stratified_split(shared_data, tmp_path):
@@ -393,6 +395,16 @@ def test_data_info_counts_layout_extensions_skipped_bad_and_short(
     assert "  not in a class folder: 1 (LICENSE)" in out
     assert "  cannot be read: 1" in out and "    b/train/broken.ply: " in out
     assert "short (fewer than 512 points, filled by repeating their own points): 1 (a/test/PointCloudLibrary_pcl__bunny.pcd)" in out  # fmt: skip
+    # data prepare: refused with one line per file, or prepared without them
+    args = ["data", "prepare", str(root), "--cache-dir", str(tmp_path / "c"), "--num-points", "512"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("pointnet1x1 data: error: 1 of 4 files under")
+    assert err[1].startswith("  b/train/broken.ply: ")
+    assert main([*args, "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 3 shapes, 1024 points each (class-split)" in out
+    assert "  skipped (cannot be read): b/train/broken.ply: " in out
 
 
 def test_a_class_tree_of_official_names_gets_the_official_split(shared_data, tmp_path):
