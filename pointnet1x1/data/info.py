@@ -63,12 +63,12 @@ def describe_dataset(
     listings = _listings(root, modelnet10, cache_dir)
     first = listings["train"]
     lines = [
-        f"root:     {first.root}",
-        f"dataset:  {first.describe()}"
+        f"root:    {first.root}",
+        f"dataset: {first.describe()}"
         + (" (official classes, order and split)" if first.official else ""),
-        f"layout:   {first.layout} ({_LAYOUT_TEXT[first.layout]}); files are "
+        f"layout:  {first.layout} ({_LAYOUT_TEXT[first.layout]}); files are "
         f"{first.up_axis} up, datasets return {MODEL_UP_AXIS} up",
-        f"classes:  {len(first.class_names)}",
+        f"classes: {len(first.class_names)}",
     ]
     if first.layout == "hdf5":
         for split, lst in listings.items():
@@ -102,7 +102,7 @@ def describe_dataset(
     plan = first.manifest
     if first.layout == "class" and plan is not None and not first.official:
         lines.append(
-            f"split:    seeded and stratified (seed {plan['seed']}, test fraction "
+            f"split:   seeded and stratified (seed {plan['seed']}, test fraction "
             f"{plan['test_fraction']}: n_test = min(max(round(f * n), 1), n - 1) per "
             "class); kept beside the cache and reused while the files stay the same"
         )
@@ -111,7 +111,7 @@ def describe_dataset(
         lines.append("skipped:")
         lines += [f"  {reason}: {len(p)} ({_few(p)})" for reason, p in skipped.items()]
     else:
-        lines.append("skipped:  nothing (no hidden file, unknown extension, ...)")
+        lines.append("skipped: nothing (no hidden file, unknown extension, ...)")
     if read:
         lines += _read(listings, num_points, cache_dir, progress)
     for split in SPLITS:
@@ -146,7 +146,7 @@ def _read(
         )
         bad += [f"{rel}: {problem}" for rel, problem in prepared.bad]
         short += prepared.short
-    lines = [f"read:     every present file, for num_points={num_points}"]
+    lines = [f"read:    every present file, for num_points={num_points}"]
     if bad:
         lines.append(
             f"  cannot be read: {len(bad)} (train/eval refuse them unless --skip-bad)"

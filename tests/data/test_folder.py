@@ -386,7 +386,7 @@ def test_data_info_counts_layout_extensions_skipped_bad_and_short(
     (root / "LICENSE").write_text("x")
     assert main(["data", "info", str(root), "--cache-dir", str(tmp_path / "c"), "--num-points", "512"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "dataset:  a folder dataset" in out and "layout:   class-split" in out
+    assert "dataset: a folder dataset" in out and "layout:  class-split" in out
     assert "files are z up, datasets return z up" in out
     assert "train: 4 of 4 shapes present, 0 missing; files by extension: .npy 1, .pcd 1, .off 1, .ply 1" in out  # fmt: skip
     assert "test: 2 of 2 shapes present" in out
