@@ -2,9 +2,15 @@
 
 pointnet1x1 data download modelnet40 [--layout off|resampled|hdf5] [--root DIR]
 pointnet1x1 data prepare --from-zip FILE [--root DIR] [--sha256 HEX]
-pointnet1x1 data prepare ROOT [--num-points N]   (fill the cache of both splits)
-pointnet1x1 data info [ROOT]                     (layout, classes, counts, missing)
+pointnet1x1 data prepare ROOT [--num-points N] [--skip-bad]   (fill the cache)
+pointnet1x1 data info [ROOT] [--no-read]         (layout, classes, counts, missing,
+                                                  skipped and unreadable files)
 pointnet1x1 data default                         (generate/print the default dataset)
+
+ROOT is ModelNet in any published layout, or a folder of your own files in any
+format pointnet1x1 reads (PLY, PCD, OFF, OBJ, STL, NPY, XYZ, ..., mixed):
+  ROOT/<class>/{train,test}/<file>    ROOT/{train,test}/<class>/<file>
+  ROOT/<class>/<file>                 (no split: a seeded, stratified 80/20 one)
 """
 
 from __future__ import annotations
@@ -55,9 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--modelnet10", action="store_true", help="the ten ModelNet10 classes"
     )
     p.add_argument("--cache-dir", help="where prepared arrays go")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="prepare without the files that cannot be read (listed)")  # fmt: skip
 
     p = sub.add_parser(
-        "info", help="layout, classes and counts per split, and what is missing"
+        "info",
+        help="layout, classes, counts per split and extension, what is missing, "
+        "skipped or unreadable",
     )
     p.add_argument(
         "root", nargs="?", help="dataset root (default: the embedded default dataset)"
@@ -65,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--modelnet10", action="store_true", help="the ten ModelNet10 classes"
     )
+    p.add_argument("--no-read", action="store_true",
+                   help="list only; do not read the files (which finds unreadable "
+                   "and short ones, and fills the cache)")  # fmt: skip
+    p.add_argument("--num-points", type=int, default=1024,
+                   help="points per shape when reading (default: 1024)")  # fmt: skip
+    p.add_argument("--cache-dir", help="where prepared arrays go")
 
     sub.add_parser(
         "default", help="generate the embedded default dataset and print its root"
@@ -73,59 +89,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _classes(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
-
-
-def _info(root: str, modelnet10: bool) -> int:
-    from pointnet1x1.data.layouts import complete_classes, list_split
-
-    listings = {
-        s: list_split(root, s, modelnet10=modelnet10) for s in ("train", "test")
-    }
-    first = listings["train"]
-    print(f"root:    {first.root}")
-    print(
-        f"layout:  {first.layout} (files are {first.up_axis} up; ModelNet returns y up)"
-    )
-    print(f"classes: {len(first.class_names)}")
-    if first.layout == "hdf5":
-        for split, lst in listings.items():
-            print(
-                f"  {split}: {len(lst.files)} files present, {len(lst.missing)} missing"
-            )
-        return 0
-    counts = {s: [0] * len(first.class_names) for s in listings}
-    missing = {s: [0] * len(first.class_names) for s in listings}
-    index = {c: i for i, c in enumerate(first.class_names)}
-    for split, lst in listings.items():
-        for label in lst.labels:
-            counts[split][label] += 1
-        for path in lst.missing:
-            cls = (
-                path.parent.name
-                if lst.layout == "resampled"
-                else path.parent.parent.name
-            )
-            missing[split][index[cls]] += 1
-    print(f"  {'class':<14s} {'train':>12s} {'test':>12s}")
-    for i, name in enumerate(first.class_names):
-        cells = [
-            f"{counts[s][i]}" + (f" (-{missing[s][i]})" if missing[s][i] else "")
-            for s in listings
-        ]
-        print(f"  {name:<14s} {cells[0]:>12s} {cells[1]:>12s}")
-    for split, lst in listings.items():
-        total = len(lst.files) + len(lst.missing)
-        print(
-            f"{split}: {len(lst.files)} of {total} shapes present, {len(lst.missing)} missing"
-        )
-    if any(lst.missing for lst in listings.values()):
-        usable = complete_classes(root, modelnet10=modelnet10)
-        print(
-            f"incomplete; complete classes usable with classes=[...]: {', '.join(usable) or 'none'}"
-        )
-    else:
-        print("complete")
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,19 +119,35 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             return 0
-        from pointnet1x1.data.modelnet import ModelNet
+        from pointnet1x1.data import BadFilesError, open_dataset
 
         for split in ("train", "test"):
-            ds = ModelNet(args.dataset, split, classes=_classes(args.classes), num_points=args.num_points,
-                          modelnet10=args.modelnet10, cache_dir=args.cache_dir)  # fmt: skip
+            try:
+                ds = open_dataset(args.dataset, split, classes=_classes(args.classes), num_points=args.num_points,
+                                  modelnet10=args.modelnet10, cache_dir=args.cache_dir,
+                                  skip_bad=args.skip_bad)  # fmt: skip
+            except BadFilesError as err:  # every line: one per file
+                print(f"pointnet1x1 data: error: {err}", file=sys.stderr)
+                return 2
             print(
                 f"{split}: {len(ds)} shapes, {ds.points.shape[1]} points each ({ds.layout})"
             )
+            for rel, problem in ds.bad_files:
+                print(f"  skipped (cannot be read): {rel}: {problem}")
         return 0
     if args.data_command == "info":
         from pointnet1x1.data.default import default_data_root
+        from pointnet1x1.data.info import describe_dataset
 
-        return _info(args.root or str(default_data_root()), args.modelnet10)
+        lines = describe_dataset(
+            args.root or str(default_data_root()),
+            modelnet10=args.modelnet10,
+            read=not args.no_read,
+            num_points=args.num_points,
+            cache_dir=args.cache_dir,
+        )
+        print("\n".join(lines))
+        return 0
     if args.data_command == "default":
         from pointnet1x1.data.default import default_data_root
 

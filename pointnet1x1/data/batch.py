@@ -21,6 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pointnet1x1.io.axes import (
+    MODEL_UP_AXIS,
+    check_up_axis,
+    rotate_points,
+    rotation_about_axis,
+)
+
 __all__ = ["augment_batch", "collate", "random_rotation_matrices"]
 
 
@@ -74,7 +81,7 @@ def random_rotation_matrices(
     *,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
-    axis: str = "y",
+    axis: str = MODEL_UP_AXIS,
 ) -> Tensor:
     """``batch`` random rotations: about ``axis`` (``mode="up"``) or uniform in SO(3).
 
@@ -93,14 +100,9 @@ def random_rotation_matrices(
         return torch.stack(rows, dim=1).view(batch, 3, 3)
     if mode != "up":
         raise ValueError(f"rotate must be 'up', 'so3' or None, got {mode!r}")
-    if axis not in ("x", "y", "z"):
-        raise ValueError(f"axis must be 'x', 'y' or 'z', got {axis!r}")
+    axis = check_up_axis(axis, "axis")
     theta = torch.rand(batch, generator=generator, device=device) * (2 * math.pi)
-    c, s = torch.cos(theta), torch.sin(theta)
-    rot = torch.eye(3, device=device).repeat(batch, 1, 1)
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    rot[:, i, i], rot[:, i, j], rot[:, j, i], rot[:, j, j] = c, -s, s, c
-    return rot
+    return rotation_about_axis(theta, axis)
 
 
 def augment_batch(
@@ -112,7 +114,7 @@ def augment_batch(
     jitter_clip: float = 0.05,
     rotate: str | None = None,
     dropout: float | None = 0.875,
-    up_axis: str = "y",
+    up_axis: str = MODEL_UP_AXIS,
     channels_first: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -142,14 +144,12 @@ def augment_batch(
         )
     b, n, _ = pts.shape
     out = pts.clone()
-    xyz = out[:, :, :3]
     if rotate is not None:
         rot = random_rotation_matrices(
             b, rotate, device=x.device, generator=generator, axis=up_axis
         ).to(x.dtype)
-        xyz.copy_(xyz @ rot.transpose(1, 2))
-        if out.shape[2] >= 6:
-            out[:, :, 3:6] = out[:, :, 3:6] @ rot.transpose(1, 2)
+        out = rotate_points(out, rot)  # normals (channels 3:6) turn too
+    xyz = out[:, :, :3]
     if scale is not None:
         low, high = scale
         if not 0 < low <= high:

@@ -3,9 +3,11 @@
 A prepared split is one ``.npy`` file plus a ``.json`` manifest beside it, both
 written atomically (temp file in the same folder, then ``os.replace``); the array
 is written first and the manifest last, so a manifest always describes a complete
-array. The manifest records the sources (count and total size in bytes), the
-setting (layout, split, classes, points per shape, seed) and the library version;
-a cache whose manifest is missing or differs, or whose array does not have the
+array. The manifest records the sources (count, total size in bytes, a hash of
+their names, sizes and modification times), the setting (layout, split, points
+per shape, sampling, seed, axes) and the library version, plus what the
+preparation found (files that could not be read, clouds with too few points); a
+cache whose manifest is missing or differs, or whose array does not have the
 recorded shape, is stale and rebuilt, never read half-written.
 
 The cache lives in ``cache_dir`` when given, else ``<root>/.pointnet1x1_cache``
@@ -22,7 +24,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 # bump when the content of prepared arrays changes for the same manifest
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def user_cache_dir() -> Path:
@@ -77,12 +79,21 @@ def cache_folder(root: Path, cache_dir: str | os.PathLike[str] | None = None) ->
 
 
 def sources_digest(files: Sequence[Path]) -> dict[str, Any]:
-    """Count and total size (bytes) of the source files, and a hash of their names."""
-    names = hashlib.sha1("\n".join(str(f) for f in files).encode()).hexdigest()
+    """Count and total size (bytes) of the source files, and a hash of their names,
+    sizes and modification times (a file rewritten in place makes the cache stale)."""
+    names = hashlib.sha1()
+    stamps = hashlib.sha1()
+    total = 0
+    for f in files:
+        st = f.stat()
+        total += st.st_size
+        names.update(os.fsencode(f) + b"\n")
+        stamps.update(b"%d %d\n" % (st.st_size, st.st_mtime_ns))
     return {
         "count": len(files),
-        "bytes": sum(f.stat().st_size for f in files),
-        "names_sha1": names,
+        "bytes": total,
+        "names_sha1": names.hexdigest(),
+        "stat_sha1": stamps.hexdigest(),
     }
 
 
@@ -92,12 +103,16 @@ def _key(setting: dict[str, Any]) -> str:
 
 
 def _manifest(
-    setting: dict[str, Any], sources: dict[str, Any], shape: tuple[int, ...]
+    setting: dict[str, Any],
+    sources: dict[str, Any],
+    shape: tuple[int, ...],
+    found: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "setting": setting,
         "sources": sources,
         "shape": list(shape),
+        "found": found,
         "format": CACHE_FORMAT,
         "version": __version__,
     }
@@ -105,28 +120,38 @@ def _manifest(
 
 def load_cached(
     folder: Path, setting: dict[str, Any], sources: dict[str, Any]
-) -> np.ndarray | None:
-    """The cached array for ``setting`` and ``sources``, or None if absent or stale."""
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The cached array for ``setting`` and ``sources`` and what its preparation
+    found (``found`` of :func:`save_cached`), or None if absent or stale."""
     stem = folder / f"{setting.get('split', 'data')}-{_key(setting)}"
     try:
         manifest = json.loads(stem.with_suffix(".json").read_text())
-        expected = _manifest(setting, sources, tuple(manifest["shape"]))
-        if manifest != expected:
+        found = manifest["found"]
+        expected = _manifest(setting, sources, tuple(manifest["shape"]), found)
+        if manifest != expected or not isinstance(found, dict):
             return None
         array = np.load(stem.with_suffix(".npy"), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if list(array.shape) != manifest["shape"]:
         return None
-    return array
+    return array, found
 
 
 def save_cached(
-    folder: Path, setting: dict[str, Any], sources: dict[str, Any], array: np.ndarray
+    folder: Path,
+    setting: dict[str, Any],
+    sources: dict[str, Any],
+    array: np.ndarray,
+    found: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``array`` and its manifest atomically; returns the array's path."""
+    """Write ``array`` and its manifest atomically; returns the array's path.
+
+    ``found`` is JSON-able information about the preparation (files that could not
+    be read, ...), given back by :func:`load_cached`.
+    """
     stem = folder / f"{setting.get('split', 'data')}-{_key(setting)}"
-    manifest = _manifest(setting, sources, array.shape)
+    manifest = _manifest(setting, sources, array.shape, found or {})
     stem.with_suffix(".json").unlink(missing_ok=True)
     atomic_write(
         stem.with_suffix(".npy"), lambda f: np.save(f, array, allow_pickle=False)
@@ -145,17 +170,20 @@ def num_workers() -> int:
 
 
 def parallel_map(
-    fn: Callable[..., np.ndarray],
+    fn: Callable[[Any], Any],
     items: Sequence[Any],
-    out: np.ndarray,
     *,
     workers: int | None = None,
     desc: str = "preparing",
     progress: bool = True,
-) -> np.ndarray:
-    """Fill ``out[i] = fn(items[i])`` on all cores, with a tqdm progress bar.
+    threads: bool = False,
+) -> list[Any]:
+    """``[fn(item) for item in items]`` on all cores, with a tqdm progress bar.
 
-    ``fn`` must be a picklable top-level function. Small jobs run in-process.
+    Processes by default (``fn`` must be a picklable top-level function or a
+    ``functools.partial`` of one); ``threads=True`` uses a thread pool instead,
+    which only helps where ``fn`` releases the GIL. The bar shows on a terminal
+    only. Small jobs run in-process.
     """
     from tqdm.auto import tqdm
 
@@ -163,22 +191,28 @@ def parallel_map(
     bar = tqdm(
         total=len(items),
         desc=desc,
-        unit="shape",
+        unit="file",
         disable=not progress or None,
         leave=False,
     )
+    results: list[Any] = []
     try:
         if workers <= 1 or len(items) < 8:
-            for i, item in enumerate(items):
-                out[i] = fn(item)
+            for item in items:
+                results.append(fn(item))
                 bar.update()
-            return out
-        chunk = max(1, min(32, len(items) // (workers * 8)))
-        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-            for i, result in enumerate(pool.map(fn, items, chunksize=chunk)):
-                out[i] = result
+            return results
+        chunk = max(1, min(64, len(items) // (workers * 8)))
+        pool = (
+            ThreadPoolExecutor(workers)
+            if threads
+            else ProcessPoolExecutor(workers, mp_context=_context())
+        )
+        with pool:
+            for result in pool.map(fn, items, chunksize=chunk):
+                results.append(result)
                 bar.update()
-        return out
+        return results
     finally:
         bar.close()
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pointnet1x1.io.axes import rotation_about_axis
+
 __all__ = [
     "DEFAULT_CLASSES",
     "data_home",
@@ -171,14 +173,14 @@ def make_shape(name: str, rng: np.random.Generator | int = 0) -> Mesh:
         rng.uniform(0, np.radians(15)),
         rng.uniform(0, 2 * np.pi),
     )
-    rz = np.array(
-        [[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]]
-    )
+    rz = rotation_about_axis(yaw, "z")  # the turn about the up axis
     axis = np.array([np.cos(tilt_dir), np.sin(tilt_dir), 0.0])
     k = np.array(
         [[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]]
     )
-    tilt_m = np.eye(3) + np.sin(tilt) * k + (1 - np.cos(tilt)) * (k @ k)  # Rodrigues
+    # a tilt about a horizontal axis of any direction: Rodrigues' formula (io.axes
+    # has rotations about x, y and z only)
+    tilt_m = np.eye(3) + np.sin(tilt) * k + (1 - np.cos(tilt)) * (k @ k)
     return verts @ (tilt_m @ rz).T * rng.uniform(0.5, 2.0), faces
 
 

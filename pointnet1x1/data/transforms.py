@@ -7,11 +7,12 @@ next three are unit normals ``nx, ny, nz`` (rotations turn them with the points;
 scales and shifts leave them alone). ``rng`` is a :class:`numpy.random.Generator`;
 without one, each transform uses its own (seeded with ``seed``, or from OS entropy).
 
-Axis convention: ``y`` is up (as in ``modelnet40_normal_resampled`` and the HDF5
-files); :class:`RandomRotateUp` turns about ``y``.
+Axis convention: ``z`` is up (:data:`~pointnet1x1.io.axes.MODEL_UP_AXIS`, what
+every dataset returns); :class:`RandomRotateUp` turns about it. Rotation
+matrices come from :mod:`pointnet1x1.io.axes`, the one place they are written.
 
 For augmentation of whole batches on the device (CPU or GPU), see
-:func:`pointnet1x1.data.augment.augment_batch`.
+:func:`pointnet1x1.data.batch.augment_batch`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from pointnet1x1.io.axes import (
+    MODEL_UP_AXIS,
+    check_up_axis,
+    rotate_points,
+    rotation_about_axis,
+)
 
 __all__ = [
     "Compose",
@@ -148,14 +156,9 @@ def random_rotation_matrix(rng: RngLike = None, axis: str | None = None) -> np.n
         if np.linalg.det(q) < 0:
             q[:, 0] = -q[:, 0]
         return q
-    if axis not in ("x", "y", "z"):
-        raise ValueError(f"axis must be 'x', 'y', 'z' or None, got {axis!r}")
-    theta = gen.uniform(0.0, 2.0 * np.pi)
-    c, s = np.cos(theta), np.sin(theta)
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    rot = np.eye(3)
-    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-    return rot
+    return rotation_about_axis(
+        gen.uniform(0.0, 2.0 * np.pi), check_up_axis(axis, "axis")
+    )
 
 
 class Transform:
@@ -294,21 +297,15 @@ class Jitter(Transform):
 
 
 def _rotate(points: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    out = np.array(_check_points(points), dtype=np.float32, copy=True)
-    rot32 = rot.astype(np.float32)
-    out[:, :3] = out[:, :3] @ rot32.T
-    if out.shape[1] >= 6:
-        out[:, 3:6] = out[:, 3:6] @ rot32.T
-    return out
+    out = np.asarray(_check_points(points), dtype=np.float32)
+    return rotate_points(out, rot.astype(np.float32))
 
 
 class RandomRotateUp(Transform):
-    """Rotate by a uniform angle about the up axis (``y``); normals turn too."""
+    """Rotate by a uniform angle about the up axis (``z``); normals turn too."""
 
-    def __init__(self, axis: str = "y", seed: int | None = None) -> None:
-        if axis not in ("x", "y", "z"):
-            raise ValueError(f"axis must be 'x', 'y' or 'z', got {axis!r}")
-        self.axis, self.seed = axis, seed
+    def __init__(self, axis: str = MODEL_UP_AXIS, seed: int | None = None) -> None:
+        self.axis, self.seed = check_up_axis(axis, "axis"), seed
 
     def __call__(self, points, rng=None):
         return _rotate(points, random_rotation_matrix(self._gen(rng), self.axis))

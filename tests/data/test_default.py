@@ -30,7 +30,11 @@ def test_generation_is_deterministic_atomic_and_read_by_the_off_loader(tmp_path)
     ]  # no temp folders left
     assert sorted(p.name for p in a.iterdir() if p.is_dir()) == DEFAULT_CLASSES
     ds = ModelNet(a, "train", num_points=128, cache_dir=tmp_path / "c", progress=False)
-    assert ds.layout == "off" and ds.class_names == DEFAULT_CLASSES and len(ds) == 20
+    assert (
+        ds.layout == "class-split"
+        and ds.class_names == DEFAULT_CLASSES
+        and len(ds) == 20
+    )
     assert np.bincount(ds.labels).tolist() == [2] * 10
     test = ModelNet(a, "test", num_points=128, cache_dir=tmp_path / "c", progress=False)
     assert len(test) == 10 and (a / "box" / "test" / "box_0003.off").is_file()

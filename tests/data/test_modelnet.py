@@ -36,11 +36,12 @@ def test_resampled_four_complete_classes_load_with_official_counts(cache_dir):
         progress=False,
     )
     assert (len(train), len(test)) == (993, 190)
-    assert (
-        train.layout == "resampled"
-        and train.class_names == FOUR
-        and train.up_axis == "y"
+    assert (train.layout, train.class_names, train.dataset_name) == (
+        "resampled",
+        FOUR,
+        "ModelNet40",
     )
+    assert (train.source_up_axis, train.up_axis) == ("y", "z")
     assert np.bincount(train.labels).tolist() == [626, 106, 173, 88]
     assert np.bincount(test.labels).tolist() == [100, 50, 20, 20]
     assert train.points.dtype == np.float32 and train.points.shape == (993, 2048, 3)
@@ -50,11 +51,11 @@ def test_resampled_four_complete_classes_load_with_official_counts(cache_dir):
     np.testing.assert_allclose(
         np.linalg.norm(train.points, axis=2).max(1), 1.0, atol=1e-5
     )
-    # the first row of airplane_0001.txt, normalised, is among the stored points
+    # airplane_0001.txt, normalised and turned z up (columns y and z swapped)
     raw = np.loadtxt(
         RESAMPLED / "airplane" / "airplane_0001.txt", delimiter=",", max_rows=2048
     )
-    xyz = raw[:, :3] - raw[:, :3].mean(0)
+    xyz = raw[:, [0, 2, 1]] - raw[:, [0, 2, 1]].mean(0)
     xyz /= np.linalg.norm(xyz, axis=1).max()
     np.testing.assert_allclose(train.points[0], xyz, atol=1e-5)
     pts, label = test[5]
@@ -101,7 +102,7 @@ def test_modelnet10_selection_and_bad_classes():
         ModelNet(RESAMPLED, "train", classes=["plane"])
     with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
         ModelNet(RESAMPLED, "val", classes=FOUR)
-    with pytest.raises(FileNotFoundError, match="no ModelNet layout found"):
+    with pytest.raises(FileNotFoundError, match="no dataset layout found"):
         detect_layout(HDF5)
 
 
@@ -129,7 +130,7 @@ def _off_tree(root: Path) -> Path:
     return root
 
 
-def test_off_layout_samples_meshes_y_up_and_caches(tmp_path, monkeypatch):
+def test_off_layout_samples_meshes_z_up_and_caches(tmp_path, monkeypatch):
     root = _off_tree(tmp_path / "meshes")
     ds = ModelNet(
         root,
@@ -139,11 +140,8 @@ def test_off_layout_samples_meshes_y_up_and_caches(tmp_path, monkeypatch):
         cache_dir=tmp_path / "c",
         progress=False,
     )
-    assert (
-        ds.layout == "off"
-        and ds.source_up_axis == "z"
-        and ds.class_names == ["seat", "tub"]
-    )
+    assert (ds.layout, ds.source_up_axis, ds.up_axis) == ("class-split", "z", "z")
+    assert ds.class_names == ["seat", "tub"] and ds.dataset_name is None
     assert ds.points.shape == (4, 2048, 6) and ds.labels.tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(
         np.linalg.norm(ds.points[..., 3:], axis=2), 1.0, atol=1e-4
@@ -190,7 +188,7 @@ def test_interrupted_cache_is_rebuilt_and_read_only_root_uses_user_cache(
 
 
 def test_off_axis_convention_matches_the_resampled_files(tmp_path):
-    """bathtub_0004 exists in both published forms: after preparation they agree."""
+    """bathtub_0004 exists in both published forms: both datasets agree, z up."""
     root = tmp_path / "m"
     (root / "plane" / "train").mkdir(parents=True)
     os.symlink(
@@ -198,16 +196,22 @@ def test_off_axis_convention_matches_the_resampled_files(tmp_path):
         root / "plane" / "train" / "bathtub_0004.off",
     )
     off = ModelNet(root, "train", cache_dir=tmp_path / "c", progress=False).points[0]
-    raw = np.loadtxt(RESAMPLED / "bathtub" / "bathtub_0004.txt", delimiter=",")[:, :3]
-    txt = raw - raw.mean(0)
-    txt /= np.linalg.norm(txt, axis=1).max()
+    resampled = ModelNet(
+        RESAMPLED,
+        "train",
+        classes=["bathtub"],
+        cache_dir=tmp_path / "c",
+        progress=False,
+    )
+    txt = resampled.points[resampled.files.index("bathtub/bathtub_0004.txt")]
 
     def chamfer(a, b):
         d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
         return np.sqrt(d.min(0)).mean() + np.sqrt(d.min(1)).mean()
 
     ours = chamfer(off, txt)
-    # the mirror images and the unconverted z-up cloud are all clearly farther
+    assert ours < 0.1
+    # the mirror images and the unconverted y-up cloud are all clearly farther
     for other in (off * [-1, 1, 1], off * [1, 1, -1], off[:, [0, 2, 1]]):
         assert ours < 0.7 * chamfer(other, txt)
 
@@ -240,6 +244,10 @@ def test_hdf5_layout_with_float64_and_2d_labels(tmp_path):
     )
     with h5py.File(HDF5 / "k8xu_ycb_objects_train.h5") as f:
         assert train.labels[:60].tolist() == f["label"][:].tolist()
+        first = f["data"][0].astype(np.float64)[:, [0, 2, 1]]  # y up -> z up
+    first -= first.mean(0)
+    first /= np.linalg.norm(first, axis=1).max()
+    np.testing.assert_allclose(train.points[0], first, atol=1e-5)
     assert train.labels[60] == 0 and train.num_classes == 6
     np.testing.assert_allclose(
         np.linalg.norm(train.points, axis=2).max(1), 1.0, atol=1e-5
@@ -300,12 +308,18 @@ def test_a_complete_modelnet10_off_tree_is_recognised(tmp_path, monkeypatch):
             (root / cls / split).mkdir(parents=True)
             for i in range(first, first + count):
                 (root / cls / split / f"{cls}_{i:04d}.off").touch()
-    message = layouts.missing_message(tmp_path, "train")
-    assert "train: 90 of 120 files missing" in message
-    assert "pass modelnet10=True (this is ModelNet10)" in message
-    assert layouts.missing_message(tmp_path, "test", modelnet10=True) is None
-    listing = list_split(tmp_path, "train", modelnet10=True)
+    # exactly ModelNet10's classes: ModelNet10, complete, not ModelNet40 less 30
+    assert layouts.missing_message(tmp_path, "train") is None
+    listing = list_split(tmp_path, "train")
+    assert listing.dataset == "ModelNet10" and listing.root == root
     assert (
         len(listing.files) == 30 and listing.class_names == layouts.MODELNET10_CLASSES
     )
     assert listing.files[0].name == "bathtub_0001.off"
+    assert list_split(tmp_path, "test").labels == [i for i in range(10) for _ in "ab"]
+    # a missing file is reported against ModelNet10's lists
+    (root / "toilet" / "train" / "toilet_0001.off").unlink()
+    message = layouts.missing_message(root, "train")
+    assert message.startswith("ModelNet10 (class-split layout)")
+    assert "train: 1 of 30 files missing; test: 0 of 20" in message
+    assert "toilet/train/toilet_0001.off" in message

@@ -51,19 +51,28 @@ def test_farthest_point_sample_matches_a_naive_loop():
         T.sample_points(pts, 4, 0, method="grid")
 
 
-@pytest.mark.parametrize("axis", [None, "y", "z"])
+@pytest.mark.parametrize("axis", [None, "x", "y", "z"])
 def test_random_rotation_matrix_is_a_rotation(axis):
     rot = T.random_rotation_matrix(3, axis)
     np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(rot) == pytest.approx(1.0)
-    if axis == "y":
-        np.testing.assert_allclose(rot[:, 1], [0, 1, 0], atol=1e-12)
+    if axis is not None:  # the axis itself is fixed, the two others turn
+        k = "xyz".index(axis)
+        np.testing.assert_allclose(rot[:, k], np.eye(3)[k], atol=1e-12)
+        angle = np.random.default_rng(3).uniform(0.0, 2.0 * np.pi)
+        i, j = [c for c in range(3) if c != k]
+        if axis == "y":  # right-handed: about y, z turns towards x
+            i, j = j, i
+        np.testing.assert_allclose(rot[[i, j], i], [np.cos(angle), np.sin(angle)])
 
 
 def test_rotations_turn_normals_with_points_and_keep_up_axis():
     pts = _cloud()
     out = T.RandomRotateUp(seed=0)(pts)
-    np.testing.assert_allclose(out[:, 1], pts[:, 1], atol=1e-6)  # y is up
+    assert T.RandomRotateUp().axis == "z"
+    np.testing.assert_allclose(out[:, 2], pts[:, 2], atol=1e-6)  # z is up
+    np.testing.assert_allclose(out[:, 5], pts[:, 5], atol=1e-6)  # and the normals' z
+    assert np.abs(out[:, 0] - pts[:, 0]).max() > 0.1
     np.testing.assert_allclose(np.linalg.norm(out[:, 3:], axis=1), 1.0, atol=1e-5)
     so3 = T.RandomRotateSO3(seed=0)(pts)
     # dot products between points and normals are invariant under a rotation
