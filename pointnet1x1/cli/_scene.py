@@ -142,12 +142,15 @@ def run(args: argparse.Namespace) -> int:
         write_scene_ply,
     )
 
+    start = time.perf_counter()
     metadata = read_checkpoint_metadata(args.checkpoint)
     if metadata.get("extra", {}).get("task") == "partseg":
         raise ValueError(
             f"{args.checkpoint} is a part segmenter: scenes need a classifier"
         )
+    checkpoint_time = time.perf_counter() - start  # torch's import, mostly
     scene = segment_scene(args.scan, params)
+    scene.timings["checkpoint"] = checkpoint_time
     start = time.perf_counter()
     from pointnet1x1.engine.predict import Classifier
 

@@ -26,10 +26,11 @@ from pointnet1x1.scene.classify import (
     SceneResult,
     classify_scene,
 )
+from pointnet1x1.scene.clusters import Cluster
 from pointnet1x1.scene.outputs import render_scene, write_scene_ply
 from pointnet1x1.scene.params import SceneParams, median_spacing, resolve_params
 from pointnet1x1.scene.planes import Plane
-from pointnet1x1.scene.segment import Cluster, Scene, segment_scene
+from pointnet1x1.scene.segment import Scene, segment_scene
 
 __all__ = [
     "DEFAULT_MIN_PROBABILITY",

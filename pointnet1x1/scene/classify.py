@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from pointnet1x1.io.axes import MODEL_UP_AXIS, convert_up_axis
-from pointnet1x1.scene.segment import Cluster, Scene
+from pointnet1x1.scene.clusters import Cluster
+from pointnet1x1.scene.segment import Scene
 
 __all__ = ["DEFAULT_MIN_PROBABILITY", "SceneObject", "SceneResult", "classify_scene"]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -36,51 +36,13 @@ from pointnet1x1.io.axes import (
     rotate_points,
     rotation_between,
 )
+from pointnet1x1.scene.clusters import Cluster, find_clusters
 from pointnet1x1.scene.params import SceneParams, parse_up, resolve_params
 from pointnet1x1.scene.planes import Plane, choose_support, find_planes
 
-__all__ = ["Cluster", "Scene", "segment_scene"]
+__all__ = ["Scene", "segment_scene"]
 
 MIN_SCENE_POINTS = 10  # fewer finite points than this are not a scene
-REST_DISTANCES = 4.0  # an object whose lowest point is this many inlier distances
-# (or less) above the support plane stands on it
-
-
-class Cluster(NamedTuple):
-    """One object cut out of a scene.
-
-    Attributes:
-        id: Its object id (0 the largest); the ``object_id`` of its points.
-        indices: Int64 array ``(K,)``, its points' indices in ``Scene.points``.
-        centroid: Float64 array ``(3,)``, the mean of its points (scan coordinates).
-        extent: Float64 array ``(3,)``, the sides of its oriented bounding box
-            (Open3D), longest first, in the scan's units.
-        height: Its extent along the up direction.
-        on_support: Whether it stands on the support plane (its lowest point at
-            most ``REST_DISTANCES`` inlier distances above it, its centroid over
-            the plane's footprint).
-    """
-
-    id: int
-    indices: np.ndarray
-    centroid: np.ndarray
-    extent: np.ndarray
-    height: float
-    on_support: bool
-
-    @property
-    def num_points(self) -> int:
-        return len(self.indices)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "num_points": self.num_points,
-            "centroid": [float(v) for v in self.centroid],
-            "extent": [float(v) for v in self.extent],
-            "height": float(self.height),
-            "on_support": bool(self.on_support),
-        }
 
 
 @dataclass(eq=False)
@@ -163,8 +125,13 @@ def _input(
     if isinstance(cloud, PointCloud):
         return cloud, None
     array = np.asarray(cloud)
+    if array.ndim == 3 and array.shape[2] >= 3:  # organised (H, W, 3+F), as captured
+        array = array.reshape(-1, array.shape[2])
     if array.ndim != 2 or array.shape[1] < 3:
-        raise ValueError(f"expected scene points of shape (N, 3+F), got {array.shape}")
+        raise ValueError(
+            f"expected scene points of shape (N, 3+F) or organised (H, W, 3+F), "
+            f"got {array.shape}"
+        )
     return PointCloud(array[:, :3].astype(np.float32)), None
 
 
@@ -181,19 +148,6 @@ def _open3d_cloud(cloud: PointCloud) -> Any:
     return pcd
 
 
-def _oriented_extent(points: np.ndarray) -> np.ndarray:
-    import open3d as o3d
-
-    try:
-        box = o3d.geometry.OrientedBoundingBox.create_from_points(
-            o3d.utility.Vector3dVector(points), robust=True
-        )
-        extent = np.asarray(box.extent, dtype=np.float64)
-    except RuntimeError:  # flat or degenerate points: the axis-aligned box
-        extent = points.max(axis=0) - points.min(axis=0)
-    return np.sort(extent)[::-1].copy()
-
-
 def segment_scene(
     cloud: PointCloud | np.ndarray | str | os.PathLike[str],
     params: SceneParams | None = None,
@@ -201,8 +155,10 @@ def segment_scene(
     """Clean a scan, find its planes and gravity, and cut it into objects.
 
     Args:
-        cloud: A :class:`~pointnet1x1.io.PointCloud`, an ``(N, 3+F)`` array (xyz
-            used), or a file in any format :func:`~pointnet1x1.io.read_points` reads.
+        cloud: A :class:`~pointnet1x1.io.PointCloud`, an ``(N, 3+F)`` array or an
+            organised ``(H, W, 3+F)`` one (xyz used; NaN / infinite points are
+            dropped), or a file in any format :func:`~pointnet1x1.io.read_points`
+            reads.
         params: :class:`SceneParams`; ``None`` fields are derived from the scan.
 
     Returns:
@@ -263,7 +219,8 @@ def segment_scene(
     timings["planes"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    clusters, object_ids = _clusters(pcd, others, params, up, planes, support)
+    support_plane = planes[support] if support is not None else None
+    clusters, object_ids = find_clusters(pcd, others, params, up, support_plane)
     timings["clusters"] = time.perf_counter() - start
     colors = np.asarray(pcd.colors, np.float32) if pcd.has_colors() else None
     normals = np.asarray(pcd.normals, np.float32) if pcd.has_normals() else None
@@ -287,61 +244,3 @@ def segment_scene(
         path=path,
         timings=timings,
     )
-
-
-def _clusters(
-    pcd: Any,
-    others: np.ndarray,
-    params: SceneParams,
-    up: np.ndarray,
-    planes: list[Plane],
-    support: int | None,
-) -> tuple[list[Cluster], np.ndarray]:
-    """DBSCAN on the points of no plane; size bounds; boxes; ids largest first."""
-    points = np.asarray(pcd.points)
-    object_ids = np.full(len(points), -1, np.int32)
-    if len(others) == 0:
-        return [], object_ids
-    labels = np.asarray(
-        pcd.select_by_index(others).cluster_dbscan(
-            params.distance("cluster_eps"), params.cluster_min_points
-        )
-    )
-    found = labels >= 0
-    if not found.any():
-        return [], object_ids
-    sizes = np.bincount(labels[found])
-    keep = sizes >= params.min_cluster_points
-    if params.max_cluster_points is not None:
-        keep &= sizes <= params.max_cluster_points
-    order = [int(k) for k in np.argsort(-sizes, kind="stable") if keep[k]]
-    members = np.argsort(labels, kind="stable")  # points grouped by label
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels + 1))])
-    plane = planes[support] if support is not None else None
-    distance = params.distance("plane_distance")
-    clusters = []
-    for new_id, label in enumerate(order):
-        group = members[bounds[label + 1] : bounds[label + 2]]
-        indices = np.sort(others[group])
-        pts = points[indices]
-        heights = pts @ up
-        on_support = False
-        if plane is not None:
-            lowest = float((pts @ plane.normal).min() + plane.offset)
-            foot = (pts.mean(axis=0) - plane.centre) @ plane.axes.T
-            on_support = bool(
-                -distance <= lowest <= REST_DISTANCES * distance
-                and (np.abs(foot) <= plane.sides / 2).all()
-            )
-        clusters.append(
-            Cluster(
-                id=new_id,
-                indices=indices,
-                centroid=pts.mean(axis=0),
-                extent=_oriented_extent(pts),
-                height=float(heights.max() - heights.min()),
-                on_support=on_support,
-            )
-        )
-        object_ids[indices] = new_id
-    return clusters, object_ids
