@@ -28,7 +28,7 @@ _PARAMS: tuple[tuple[str, Any, str], ...] = (
     ("plane_iterations", int, "RANSAC iterations per plane (default: 1000)"),
     ("num_planes", int, "planes found and removed at most (default: 3)"),
     ("min_plane_fraction", float,
-     "smallest plane, as a fraction of the points (default: 0.05)"),
+     "smallest plane, as a fraction of the points (default: 0.1)"),
     ("support_height", float,
      "how high above a plane points stand on it (default: half its shorter side)"),
     ("cluster_eps", float, "DBSCAN radius (default: 3 voxels)"),

@@ -45,9 +45,10 @@ class SceneParams:
     plane_distance: float | None = None
     plane_iterations: int = 1000
     # at most this many planes are found and removed; the search stops at the
-    # first plane holding less than min_plane_fraction of the cleaned points
+    # first plane holding less than min_plane_fraction of the cleaned points (a
+    # face of a box on a table holds about 5% of a table-top scan: it must stay)
     num_planes: int = 3
-    min_plane_fraction: float = 0.05
+    min_plane_fraction: float = 0.1
     # how far above a plane a point counts as standing on it when the support
     # plane (the one gravity comes from) is chosen; default half the shorter side
     # of each plane's footprint
