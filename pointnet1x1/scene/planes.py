@@ -220,8 +220,8 @@ def choose_support(
         )
         n_above, n_below = int(above.sum()), int(below.sum())
         plane = plane if n_above >= n_below else plane.flipped()  # where things stand
-        near = np.abs(scan @ plane.normal + plane.offset) <= params.plane_distance
-        on_plane = int((near & _inside(plane, scan)).sum())
+        near = scan[np.abs(scan @ plane.normal + plane.offset) <= params.plane_distance]
+        on_plane = int(_inside(plane, near).sum())  # the footprint test on few points
         counted.append(
             plane._replace(standing=max(n_above, n_below), num_scan_points=on_plane)
         )
