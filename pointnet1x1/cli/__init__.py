@@ -53,6 +53,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pointnet1x1.cli._data", "download, prepare and inspect datasets"),
     "export": ("pointnet1x1.cli._export", "export a checkpoint to ONNX or TorchScript"),
     "convert": ("pointnet1x1.cli._convert", "convert fxia22 / yanx27 PointNet weights"),
+    "scene": ("pointnet1x1.cli._scene", "split a scan into objects and classify each"),
 }
 
 

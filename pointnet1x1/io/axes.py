@@ -34,6 +34,7 @@ __all__ = [
     "convert_up_axis",
     "rotate_points",
     "rotation_about_axis",
+    "rotation_between",
     "up_axis_index",
     "up_axis_permutation",
 ]
@@ -149,6 +150,53 @@ def rotation_about_axis(angle: Any, axis: str) -> Any:
     rot[..., k, k] = 1.0
     rot[..., i, i], rot[..., i, j], rot[..., j, i], rot[..., j, j] = c, -s, s, c
     return rot
+
+
+def rotation_between(src: Any, dst: Any) -> Any:
+    """The rotation that turns direction ``src`` into direction ``dst``.
+
+    The smallest one: about the axis ``src x dst`` by the angle between them
+    (Rodrigues' formula), so a vector perpendicular to both keeps its direction.
+    For opposite directions it is the half turn about an axis perpendicular to
+    ``src`` (the one nearest to the coordinate axis least aligned with ``src``).
+    Scenes use it to turn the up direction they find into :data:`MODEL_UP_AXIS`.
+
+    Args:
+        src: A 3-vector (any length but zero).
+        dst: A 3-vector (any length but zero), or an axis name ``"x"``,
+            ``"y"``, ``"z"``.
+
+    Returns:
+        A float64 numpy ``(3, 3)`` proper rotation ``R`` with
+        ``R @ src / |src| == dst / |dst|``; apply as :func:`rotate_points`.
+
+    Raises:
+        ValueError: A vector that is not three finite numbers, or is zero.
+    """
+    import numpy as np
+
+    def unit(v: Any, name: str) -> Any:
+        if isinstance(v, str):
+            v = np.eye(3)[up_axis_index(v)]
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        norm = float(np.linalg.norm(v)) if v.shape == (3,) else 0.0
+        if not (np.isfinite(v).all() and norm > 0):
+            raise ValueError(f"{name} must be a non-zero finite 3-vector, got {v}")
+        return v / norm
+
+    a, b = unit(src, "src"), unit(dst, "dst")
+    axis = np.cross(a, b)
+    sin, cos = float(np.linalg.norm(axis)), float(a @ b)
+    if sin < 1e-12 and cos > 0:
+        return np.eye(3)
+    if sin < 1e-12:  # opposite: a half turn about any axis perpendicular to a
+        helper = np.eye(3)[int(np.argmin(np.abs(a)))]
+        axis = np.cross(a, helper)
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    k = axis / sin
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + sin * cross + (1.0 - cos) * (cross @ cross)
 
 
 def rotate_points(points: ArrayT, rot: Any, *, triples: int | None = None) -> ArrayT:
