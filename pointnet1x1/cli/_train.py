@@ -70,11 +70,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--resume", nargs="?", const=True, default=None, metavar="RUN_OR_STATE",
       help="continue an interrupted run: the --out folder, or a run folder / state.pt path")  # fmt: skip
+    from pointnet1x1.engine.recipes import RECIPES
+
     a(
         "--recipe",
-        choices=["auto", "paper", "fast", "partseg"],
+        choices=["auto", *RECIPES],
         default=None,
-        help="which defaults (auto: fast without --data, else the model's: paper or partseg)",
+        help="which defaults (auto: fast without --data, else the model's: paper or "
+        "partseg; modelnet40-cpu: the paper PointNet on ModelNet40 in under an hour "
+        "on 2 CPU cores)",
+    )
+    a(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default=None,
+        help="compute of the fused PointNet training step (auto: bf16 where the "
+        "hardware has native bf16, else fp32; the report says which and why)",
+    )
+    a(
+        "--lr-schedule",
+        choices=["step", "cosine"],
+        default=None,
+        help="step (paper: lr x0.7 every 200k samples) or cosine (to the lr floor)",
+    )
+    a(
+        "--train-points",
+        type=_train_points,
+        default=None,
+        metavar="EPOCH:POINTS,...",
+        help="training points by epoch, e.g. 1:256,17:512 (evaluation keeps "
+        "--num-points)",
     )
     a(
         "--votes",
@@ -119,6 +144,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _train_points(text: str) -> list[list[int]]:
+    """``"1:256,17:512"`` -> ``[[1, 256], [17, 512]]`` (argparse type)."""
+    try:
+        plan = [[int(v) for v in part.split(":")] for part in text.split(",")]
+    except ValueError:
+        plan = []
+    if not plan or any(len(row) != 2 for row in plan):
+        raise argparse.ArgumentTypeError(
+            f"expected EPOCH:POINTS[,EPOCH:POINTS...] such as 1:256,17:512, got {text!r}"
+        )
+    return plan
+
+
 def run(args: argparse.Namespace) -> int:
     from pointnet1x1.engine.config import build_config
 
@@ -128,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             "task", "data", "classes", "modelnet10", "model", "epochs", "batch_size",
             "num_points", "normals", "lr", "seed", "device", "threads", "out", "resume", "recipe",
             "votes", "val_fraction", "optimizer", "scale", "shift", "sync_bn",
-            "cache_dir", "progress",
+            "cache_dir", "progress", "precision", "lr_schedule", "train_points",
         )
     }  # fmt: skip
     overrides["rotate"] = args.rotate

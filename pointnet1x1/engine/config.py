@@ -41,6 +41,9 @@ class TrainConfig:
     modelnet10: bool = False  # use the ModelNet10 lists of a ModelNet40 root
     normals: bool = False  # feed xyz + normals (6 channels) instead of xyz
     num_points: int | None = None  # points per cloud (paper 1024, fast 256)
+    train_points: list[list[int]] | None = None  # training points by epoch, e.g.
+    #   [[1, 256], [17, 512]]: 256 from epoch 1, 512 from 17; validation, test and
+    #   the checkpoint's preprocessing keep num_points. None = num_points throughout
     cache_dir: str | None = None  # where the dataset may cache sampled points
 
     # --- the model ----------------------------------------------------------------
@@ -50,7 +53,7 @@ class TrainConfig:
     #   (PointNet: 0.3, i.e. the paper's keep probability 0.7; PointNet++: 0.5)
 
     # --- optimisation -------------------------------------------------------------
-    recipe: str = "auto"  # "auto", "paper", "fast" or "partseg" (see the module doc)
+    recipe: str = "auto"  # "auto", "paper", "fast", "partseg" or "modelnet40-cpu"
     epochs: int | None = None  # paper 250
     batch_size: int | None = None  # per process; paper 32
     lr: float | None = None  # Adam learning rate; paper 0.001
@@ -60,6 +63,8 @@ class TrainConfig:
     decay_epochs: int | None = None  # or epochs between decays (partseg: 20)
     lr_decay: float | None = None  # lr multiplier per decay (paper 0.7)
     min_lr: float = 1e-5  # lr floor (paper 1e-5)
+    lr_schedule: str | None = None  # "step" (paper: the staircase above) or
+    #   "cosine" (lr -> min_lr along a half cosine over the run; BN momentum fixed)
     bn_momentum: float | None = None  # initial BN momentum (PyTorch sense; paper 0.5)
     bn_momentum_decay: float | None = None  # BN momentum multiplier per decay (0.5)
     min_bn_momentum: float = 0.01  # BN momentum floor (TF decay clip 0.99)
@@ -74,7 +79,9 @@ class TrainConfig:
     # --- protocol -----------------------------------------------------------------
     val_fraction: float = 0.1  # classification: stratified validation split of train
     seed: int = 0  # seeds the split, sampling, shuffling, augmentation, init
-    votes: int = 1  # classification: test-time votes (rotations about the up axis)
+    votes: int | None = None  # classification: a test-time vote over this many
+    #   rotations about the up axis, reported beside the plain test (recipes: 1;
+    #   modelnet40-cpu: 12)
 
     # --- running ------------------------------------------------------------------
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
@@ -83,7 +90,9 @@ class TrainConfig:
     resume: str | bool = False  # True = resume the run in `out`; or a state/run path
     sync_bn: bool = False  # SyncBatchNorm under torchrun (CUDA)
     fused_forward: bool = True  # PointNet classifier: fused BN+ReLU+max-pool forward
-    #   (pointnet1x1.models.fast.forward_train, same maths, ~2x on CPU; one process)
+    #   (pointnet1x1.models.fast.forward_train, same maths, ~4x on CPU; one process)
+    precision: str = "auto"  # fused forward's compute: "fp32", "bf16" (fp32 master
+    #   weights) or "auto" (bf16 where the CPU/GPU has native bf16, else fp32)
     progress: str = "auto"  # "auto" (bar on a terminal), "bar", "log", "none"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, kept in report
 
@@ -152,8 +161,18 @@ class TrainConfig:
             )
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.votes <= 0:
+        if self.votes is not None and self.votes <= 0:
             raise ValueError(f"votes must be positive, got {self.votes}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(
+                f"precision must be auto, fp32 or bf16, got {self.precision!r}"
+            )
+        if self.lr_schedule not in (None, "step", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}"
+            )
+        if self.train_points is not None:
+            check_train_points(self.train_points)
         if self.progress not in ("auto", "bar", "log", "none"):
             raise ValueError(
                 f"progress must be auto, bar, log or none, got {self.progress!r}"
@@ -179,6 +198,34 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return f.default
+
+
+def check_train_points(plan: Any) -> None:
+    """Refuse a ``train_points`` plan that is not ``[[1, n1], [e2, n2], ...]``."""
+    rows = plan if isinstance(plan, list) else None
+    ok = bool(rows) and all(
+        isinstance(r, (list, tuple)) and len(r) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in r)
+        for r in rows or []
+    )  # fmt: skip
+    if ok:
+        starts = [r[0] for r in rows]  # type: ignore[union-attr]
+        ok = starts[0] == 1 and starts == sorted(set(starts))
+    if not ok:
+        raise ValueError(
+            "train_points must be [[1, points], [epoch, points], ...] with "
+            f"increasing first epochs starting at 1, got {plan!r}"
+        )
+
+
+def points_at(cfg: TrainConfig, epoch: int) -> int:
+    """The training points per cloud in ``epoch`` (``train_points`` or ``num_points``)."""
+    assert cfg.num_points is not None, "call cfg.resolved() first"
+    points = cfg.num_points
+    for start, n in cfg.train_points or []:
+        if epoch >= start:
+            points = n
+    return points
 
 
 def check_device(device: str) -> None:

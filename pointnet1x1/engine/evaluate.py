@@ -89,7 +89,7 @@ def evaluate_split(
     if isinstance(model, nn.Module):
         model.eval()
     probs = predict_probs(
-        model,
+        _fastest(model),
         points[part],
         batch_size=batch_size,
         device=device,
@@ -112,6 +112,23 @@ def evaluate_split(
     conf = totals[:-1].round().long().view(num_classes, num_classes)
     count = max(int(conf.sum()), 1)
     return conf, float(totals[-1]) / count
+
+
+def _fastest(
+    model: nn.Module | Callable[[Tensor], Tensor],
+) -> Callable[[Tensor], Tensor]:
+    """The fast eval copy of a PointNet classifier (logits within 1e-4, ~4x on
+    CPU: :func:`~pointnet1x1.models.fast.optimize_for_inference`), else the model."""
+    from pointnet1x1.models import PointNetClassifier
+
+    if isinstance(model, PointNetClassifier):
+        from pointnet1x1.models.fast import optimize_for_inference
+
+        try:
+            return optimize_for_inference(model)
+        except ValueError:  # a variant the fast path does not reproduce
+            return model
+    return model
 
 
 def evaluate_checkpoint(

@@ -33,6 +33,12 @@ def finish_run(run: Trainer) -> dict[str, Any]:
         "best": task.evaluate(best_model, "test"),
     }
     timings["test_s"] = time.perf_counter() - t0
+    voted: dict[str, Any] = {}
+    if (cfg.votes or 1) > 1 and task.name == "cls":  # reported beside, never instead
+        t0 = time.perf_counter()
+        voted = task.evaluate(best_model, "test", votes=int(cfg.votes or 1))
+        voted["checkpoint"] = "best"
+        timings["vote_s"] = time.perf_counter() - t0
     digests = [str(d) for d in D.gather_objects(D.weight_digest(run.model), info)]
     last_epoch = history[-1]["epoch"] if history else 0
     results["last"]["checkpoint"] = f"last (epoch {last_epoch})"
@@ -52,7 +58,14 @@ def finish_run(run: Trainer) -> dict[str, Any]:
         "test": {**results["best"], "which": "best"},
         "test_best": results["best"],
         "test_last": results["last"],
-        "note": "test = the validation-best checkpoint (test_best); test_last = the last epoch's",
+        "note": "test = the validation-best checkpoint (test_best); test_last = the last "
+        "epoch's; test_vote = the best checkpoint voting over rotations about the up axis",
+        **({"test_vote": {**voted, "votes": cfg.votes}} if voted else {}),
+        "training": {
+            "precision": task.precision,
+            "precision_reason": run.precision_reason,
+            "fused_forward": bool(getattr(task, "_fused", False)),
+        },
         "best_epoch": best["epoch"],
         "selection": task.selection + "; ties go to the later epoch",
         "val_best": {k[4:]: v for k, v in best_record.items() if k.startswith("val_")},
@@ -77,7 +90,8 @@ def finish_run(run: Trainer) -> dict[str, Any]:
             plot_curves(history, out / "curves.png", metrics=task.curves)
         run.progress.log(
             f"test {task.summary(results['best'])} (validation-best, epoch "
-            f"{best['epoch']}); last epoch: {task.summary(results['last'])}; "
-            f"{timings['total_s']:.0f}s; run folder {out}"
+            f"{best['epoch']}); last epoch: {task.summary(results['last'])}"
+            + (f"; {cfg.votes}-rotation vote: {task.summary(voted)}" if voted else "")
+            + f"; {timings['total_s']:.0f}s; run folder {out}"
         )
     return report

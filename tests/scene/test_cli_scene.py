@@ -62,7 +62,11 @@ def test_scene_errors_are_one_line(tiny_run, pcl_path, tmp_path, capsys):
         ([str(tiny_run), str(pcl_path), "--up", "sideways"], "up must be an axis", 2),
         ([str(tiny_run), str(pcl_path), "--up", "1,x,2"], "--up must be an axis", 2),
         ([str(tiny_run), str(pcl_path), "--voxel-size", "-1"], "voxel_size must be", 2),
-        ([str(tiny_run), str(pcl_path), "--min-probability", "2"], "--min-probability", 2),
+        (
+            [str(tiny_run), str(pcl_path), "--min-probability", "2"],
+            "--min-probability",
+            2,
+        ),
         ([str(tiny_run), str(pcl_path), "--out", str(bad)], "is a file", 2),
         ([str(tmp_path), str(pcl_path)], str(tmp_path), 2),  # no checkpoint there
     ]

@@ -58,6 +58,10 @@ class Task(ABC):
 
     def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device) -> None:
         self.cfg, self.info, self.device = cfg, info, device
+        # set by the trainer: this epoch's training points (``train_points``) and
+        # the compute of a fused forward (``training_precision``)
+        self.train_points: int | None = cfg.num_points
+        self.precision = "fp32"
 
     # -- data and model --------------------------------------------------------
     @abstractmethod
@@ -96,8 +100,9 @@ class Task(ABC):
 
     # -- evaluation and selection ----------------------------------------------
     @abstractmethod
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
-        """Figures of the whole ``"val"`` or ``"test"`` split (summed over ranks)."""
+    def evaluate(self, model: nn.Module, split: str, votes: int = 1) -> dict[str, Any]:
+        """Figures of the whole ``"val"`` or ``"test"`` split (summed over ranks);
+        ``votes``: test-time rotations about the up axis, where the task has them."""
 
     @abstractmethod
     def score(self, metrics: dict[str, Any]) -> tuple[float, ...]:

@@ -70,7 +70,8 @@ class ClassificationTask(Task):
     # -- training ----------------------------------------------------------------
     def train_batch(self, idx: Tensor, gen: torch.Generator) -> Batch:
         assert self.cfg.num_points is not None
-        clouds, _ = sample_pool(self.train.points, idx, self.cfg.num_points, gen)
+        points = int(self.train_points or self.cfg.num_points)
+        clouds, _ = sample_pool(self.train.points, idx, points, gen)
         clouds = augment(self.cfg, clouds, gen, self.data.up_axis)
         return Batch(
             clouds.transpose(1, 2).contiguous(), self.train.labels[idx]
@@ -94,7 +95,7 @@ class ClassificationTask(Task):
         if self._use_fused(model):
             from pointnet1x1.models.fast import forward_train
 
-            logits, aux = forward_train(model, batch.x)  # type: ignore[arg-type]
+            logits, aux = forward_train(model, batch.x, precision=self.precision)  # type: ignore[arg-type]
         else:
             logits, aux = net(batch.x, return_aux=True)
         loss = F.cross_entropy(logits, batch.target) + aux
@@ -107,14 +108,14 @@ class ClassificationTask(Task):
         return {"oa": classification_metrics(sums.round().long().view(k, k)).oa}
 
     # -- evaluation --------------------------------------------------------------
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, split: str, votes: int = 1) -> dict[str, Any]:
         data = self.data
         part = data.val if split == "val" else data.test
         assert part is not None, split
         conf, loss = evaluate_split(
             model, part.points, part.labels, len(data.class_names),
             batch_size=max(int(self.cfg.batch_size or 0), 64), device=self.device,
-            votes=self.cfg.votes if split == "test" else 1, up_axis=data.up_axis,
+            votes=votes, up_axis=data.up_axis,
             info=self.info,
         )  # fmt: skip
         return {**classification_metrics(conf).to_dict(data.class_names), "loss": loss}

@@ -113,7 +113,11 @@ class PartSegTask(Task):
     def train_batch(self, idx: Tensor, gen: torch.Generator) -> Batch:
         assert self.cfg.num_points is not None and self.train.categories is not None
         clouds, labels = sample_pool(
-            self.train.points, idx, self.cfg.num_points, gen, labels=self.train.labels
+            self.train.points,
+            idx,
+            int(self.train_points or self.cfg.num_points),
+            gen,
+            labels=self.train.labels,
         )
         clouds = augment(self.cfg, clouds, gen, self.data.up_axis)
         assert labels is not None
@@ -134,7 +138,7 @@ class PartSegTask(Task):
         return {"point_accuracy": float(sums[0] / max(float(sums[1]), 1.0))}
 
     # -- evaluation --------------------------------------------------------------
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, split: str, votes: int = 1) -> dict[str, Any]:
         d = self.data
         part = d.val if split == "val" else d.test
         assert part is not None, split
