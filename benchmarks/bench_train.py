@@ -1,6 +1,7 @@
 """CPU training step: a resident-data, batched-augmentation loop against the naive port's.
 
     .venv/bin/python benchmarks/bench_train.py [--rounds 5] [--accuracy-epochs 0] [--save CKPT]
+        [--old-loop] [--malloc tuned|default]
 
 One training step = sample a batch of 32 clouds of 1,024 points, augment, forward,
 loss (cross-entropy + 0.001 x feature-transform regulariser), backward, Adam.
@@ -11,7 +12,16 @@ bathtub, bench, person; 993 shapes of 2,048 stored points), xyz.
   ``Dataset`` whose ``__getitem__`` samples, normalises, rotates and jitters one
   cloud in numpy, a ``DataLoader`` (default collate, ``num_workers=0`` as
   ``--naive-workers`` says), a transpose, their model and plain Adam.
-- ``fast loop fp32``: all clouds resident as one tensor; sampling, normalisation,
+- ``trainer step fp32``: what ``pointnet1x1 train`` runs, measured through it:
+  a :class:`pointnet1x1.engine.trainer.Trainer` on the same four classes of the
+  whole-ModelNet40 npy tree (``../shared/data/modelnet40_npy_1024``, the paper
+  recipe: rotation about the up axis, jitter, cross-entropy + the regulariser,
+  Adam), one ``Trainer.train_step`` per step (batch sampled and augmented on the
+  resident pool, the fused forward ``forward_train``, backward, Adam).
+  ``trainer step, model(x) forward`` is the same with ``fused_forward=False``;
+  ``trainer step bf16`` uses ``precision="bf16"`` (only where the CPU has native
+  bf16; elsewhere ``--precision auto`` picks fp32).
+- ``fast loop fp32``: the older stand-alone loop: all clouds resident as one tensor; sampling, normalisation,
   rotation about the up axis and clipped jitter done for the whole batch at once
   in torch; our ``PointNetClassifier`` through ``pointnet1x1.models.fast.
   forward_train`` (batch norm + ReLU + max pool of the 1024-wide layers fused:
@@ -20,6 +30,11 @@ bathtub, bench, person; 993 shapes of 2,048 stored points), xyz.
   with the model's own forward, to show what each part gives.
 - ``fast loop bf16 autocast``: the same under ``torch.autocast("cpu", bfloat16)``
   (only where the CPU has native bf16).
+
+``--malloc tuned`` (default) applies the trainer's glibc setting
+(:func:`pointnet1x1.engine.trainer.keep_freed_memory`) to the whole process, so
+the naive loop gains from it too; ``--malloc default`` measures every loop with
+glibc's defaults (the trainer's step then runs without its setting).
 
 Each round runs ``--steps`` steps of every loop in rotating order; the table gives
 median time per step and the median per-round speed-up over the naive loop.
@@ -38,6 +53,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +72,10 @@ from torch import Tensor
 
 from pointnet1x1.models import PointNetClassifier
 from pointnet1x1.models.fast import forward_train, has_native_bf16
+
+NPY_TREE = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "modelnet40_npy_1024"
+)
 
 # --- the naive loop ----------------------------------------------------------------
 
@@ -198,6 +218,36 @@ class FastLoop:
         return (pred == torch.from_numpy(labels)).float().mean().item()
 
 
+class TrainerLoop:
+    """One ``Trainer.train_step`` per call: the step ``pointnet1x1 train`` runs."""
+
+    def __init__(self, args: argparse.Namespace, **overrides: object) -> None:
+        import tempfile
+
+        from pointnet1x1.engine.config import TrainConfig
+        from pointnet1x1.engine.trainer import Trainer, keep_freed_memory
+
+        if args.malloc == "tuned":
+            keep_freed_memory()  # as train() does on CPU, for the whole process
+        cfg = TrainConfig(
+            data=str(NPY_TREE), classes=list(COMPLETE_CLASSES), recipe="paper",
+            batch_size=args.batch, num_points=args.points, progress="none",
+            out=tempfile.mkdtemp(prefix="bench_train_"), **overrides,  # type: ignore[arg-type]
+        ).resolved()  # fmt: skip
+        self.trainer = Trainer(cfg)
+        self.trainer.net.train()
+        self.gen = torch.Generator().manual_seed(0)
+        self.order = torch.empty(0, dtype=torch.long)
+        self.batch = args.batch
+
+    def step(self) -> float:
+        if len(self.order) < self.batch:
+            self.order = torch.randperm(self.trainer.task.num_train, generator=self.gen)
+        idx, self.order = self.order[: self.batch], self.order[self.batch :]
+        loss, _ = self.trainer.train_step(idx, self.gen)
+        return float(loss)
+
+
 def save_checkpoint(
     loop: FastLoop, path: str, channels: int, num_points: int, acc: float
 ) -> None:
@@ -233,6 +283,16 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=1, help="of the accuracy runs")
     parser.add_argument(
+        "--old-loop", action="store_true", help="also time the stand-alone fast loop"
+    )
+    parser.add_argument(
+        "--malloc",
+        choices=["tuned", "default"],
+        default="tuned",
+        help="tuned: glibc keeps freed memory, as `pointnet1x1 train` sets it (for "
+        "every loop of this process, the naive one too); default: glibc's defaults",
+    )
+    parser.add_argument(
         "--accuracy-plain-bf16",
         action="store_true",
         help="also train bf16 autocast through model(x) (not forward_train)",
@@ -251,21 +311,19 @@ def main() -> int:
         f"{time.perf_counter() - t0:.1f} s"
     )
     native = has_native_bf16()
-    loops = {
+    loops: dict[str, NaiveLoop | FastLoop | TrainerLoop] = {
         "naive loop fp32": NaiveLoop(train_pts, train_lab, args),
-        "fast loop fp32": FastLoop(train_pts, train_lab, args),
-        "fast loop fp32, model(x) forward": FastLoop(
-            train_pts, train_lab, args, fused=False
-        ),
+        "trainer step fp32": TrainerLoop(args, precision="fp32"),
+        "trainer step, model(x) forward": TrainerLoop(args, fused_forward=False),
     }
     if native:
-        loops["fast loop bf16 autocast"] = FastLoop(
-            train_pts, train_lab, args, bf16=True
-        )
+        loops["trainer step bf16"] = TrainerLoop(args, precision="bf16")
     else:
-        print("this CPU has no native bf16: bf16 autocast is left out")
+        print("this CPU has no native bf16: the bf16 trainer step is left out")
+    if args.old_loop:
+        loops["fast loop fp32 (stand-alone)"] = FastLoop(train_pts, train_lab, args)
 
-    def run(loop: NaiveLoop | FastLoop) -> None:
+    def run(loop: NaiveLoop | FastLoop | TrainerLoop) -> None:
         for _ in range(args.steps):
             loop.step()
 

@@ -54,6 +54,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("pointnet1x1.cli._export", "export a checkpoint to ONNX or TorchScript"),
     "convert": ("pointnet1x1.cli._convert", "convert fxia22 / yanx27 PointNet weights"),
     "scene": ("pointnet1x1.cli._scene", "split a scan into objects and classify each"),
+    "models": (
+        "pointnet1x1.cli._models",
+        "list the model architectures and the pretrained models with their figures",
+    ),
 }
 
 

@@ -107,6 +107,23 @@ class Classifier(Predictor):
             return self._fast
         return self.backend
 
+    @classmethod
+    def pretrained(cls, name: str | None = None, **kwargs: Any) -> Classifier:
+        """A pretrained model installed with the package (:mod:`pointnet1x1.weights`).
+
+        Args:
+            name: Its name (default ``"pointnet-modelnet40"``: the paper's PointNet
+                trained on the whole ModelNet40; ``pointnet1x1 models`` lists them
+                with their measured figures).
+            **kwargs: Those of :meth:`from_checkpoint` (``device``, ``precision``,
+                ``input_up_axis``...).
+        """
+        from pointnet1x1.weights import DEFAULT_PRETRAINED, pretrained_path
+
+        return cls.from_checkpoint(
+            pretrained_path(name or DEFAULT_PRETRAINED), **kwargs
+        )  # type: ignore[no-any-return]
+
     def probabilities(self, logits: Tensor) -> Tensor:
         """Logits ``(B, K)`` -> probabilities: the one place where this happens."""
         return torch.softmax(logits.float(), dim=1)
