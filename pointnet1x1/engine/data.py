@@ -182,7 +182,7 @@ def load_classification_data(
             root, data_cfg, progress=progress, expected=train_ds.class_names,
             manifest=manifest,
         )  # fmt: skip
-        test = _as_split(test_ds)
+        test = stack_split(test_ds)
         bad += _bad(test_ds, "test")
         short += len(getattr(test_ds, "short_files", None) or [])
     return ClassificationData(
@@ -220,7 +220,7 @@ def open_split(
     return ds
 
 
-def _as_split(ds: Any) -> Split:
+def stack_split(ds: Any) -> Split:
     return Split(fixed_subset(ds), torch.from_numpy(np.asarray(ds.labels)).long())
 
 
@@ -234,7 +234,7 @@ def load_test_split(
     manifest: dict[str, Any] | None = None,
 ) -> Split:
     """The fixed-subset test split (what the final test and ``eval`` use)."""
-    return _as_split(
+    return stack_split(
         open_split(
             root,
             data_cfg,

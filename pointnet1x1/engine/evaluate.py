@@ -210,7 +210,7 @@ def evaluate_checkpoint(
             **common,
         }
     from pointnet1x1.engine.backends import EagerBackend, FastBackend
-    from pointnet1x1.engine.data import _as_split, open_split, resolve_root
+    from pointnet1x1.engine.data import stack_split, open_split, resolve_root
 
     if split not in ("test", "train"):
         raise ValueError(
@@ -229,7 +229,7 @@ def evaluate_checkpoint(
         root, data_cfg, split=split, expected=class_names, progress=False,
         manifest=manifest,
     )  # fmt: skip
-    test = _as_split(dataset)
+    test = stack_split(dataset)
     if manifest is not None:
         unlisted = len(getattr(dataset, "skipped", {}).get(_UNLISTED, []))
         source += f" ({len(test)} {split} files"

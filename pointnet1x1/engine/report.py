@@ -123,8 +123,13 @@ def _calibrate(
     """Fit and store the temperatures of both checkpoints (see the module docstring)."""
     task: Any = run.task
     ckpt = run.out / "checkpoints"
-    best = task.calibration(best_model)
-    last = task.calibration(run.model, with_test=False)
+    try:
+        best = task.calibration(best_model)
+        last = task.calibration(run.model, with_test=False)
+    except ValueError as err:  # e.g. non-finite logits of a diverged model
+        message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        run.progress.log(f"no calibration: {message}")
+        return {"temperature": None, "error": message}
     if run.info.is_main:
         _store_temperature(ckpt / "best.safetensors", best_model, best_meta, best)
         last_meta = read_checkpoint_metadata(ckpt / "last.safetensors")

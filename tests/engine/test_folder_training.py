@@ -143,4 +143,4 @@ def test_training_on_a_test_only_folder_is_refused(shared_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert code != 0
     assert "ModelNet10" in err and "holds only a test split (908 shapes)" in err
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "r" / "report.json").exists()

@@ -71,20 +71,26 @@ class ClassificationTask(Task):
         self._split_written = False
 
     def _resumed_manifest(self) -> dict[str, Any] | None:
-        """The split of the run being resumed (its ``split.json``), for a
-        ``<class>/<file>`` tree whose files changed since; else None."""
+        """The split of the run being resumed (its ``split.json``: same root and
+        seed), so a ``<class>/<file>`` tree whose files changed since keeps it;
+        else None (the dataset's own split)."""
         out = Path(str(self.cfg.out)) if self.cfg.out else None
         if out is None or not (out / "checkpoints" / "state.pt").is_file():
             return None
         path = out / SPLIT_FILE
         if not path.is_file():
             return None
-        manifest = json.loads(path.read_text())
-        if manifest.get("layout") != "class" or manifest.get("root") != _root_of(
-            self.cfg.data
-        ):
-            return None
-        return dict(manifest)
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # not this run's: the dataset makes its split again
+        same = (
+            isinstance(manifest, dict)
+            and manifest.get("layout") == "class"
+            and manifest.get("root") == _root_of(self.cfg.data)
+            and manifest.get("seed") == self.cfg.seed
+        )
+        return dict(manifest) if same else None
 
     @property
     def num_train(self) -> int:
