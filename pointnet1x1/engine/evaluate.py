@@ -210,7 +210,7 @@ def evaluate_checkpoint(
             **common,
         }
     from pointnet1x1.engine.backends import EagerBackend, FastBackend
-    from pointnet1x1.engine.data import stack_split, open_split, resolve_root
+    from pointnet1x1.engine.data import open_split, resolve_root, stack_split
 
     if split not in ("test", "train"):
         raise ValueError(
@@ -222,6 +222,7 @@ def evaluate_checkpoint(
         "classes": class_names, "num_points": prep.num_points, "normals": prep.use_normals,
         "modelnet10": recorded.get("modelnet10", False), "seed": recorded.get("seed", 0),
         "cache_dir": recorded.get("cache_dir"),
+        "skip_bad": recorded.get("skip_bad", False),
     }  # fmt: skip
     root = resolve_root(data_cfg["root"])
     manifest, source = _recorded_split(meta, root)
@@ -234,7 +235,9 @@ def evaluate_checkpoint(
         unlisted = len(getattr(dataset, "skipped", {}).get(_UNLISTED, []))
         source += f" ({len(test)} {split} files"
         source += (
-            f"; {unlisted} newer files of the folder not scored)" if unlisted else ")"
+            f"; {unlisted} files of the folder not in it, not scored)"
+            if unlisted
+            else ")"
         )
     backend: Any = (
         FastBackend if FastBackend.supports(loaded.model) else EagerBackend
@@ -257,6 +260,8 @@ def evaluate_checkpoint(
         data=str(root),
         split_source=source,
         files=None if dataset.files is None else [str(f) for f in dataset.files],
+        # files left out as unreadable (the checkpoint was trained with skip_bad)
+        bad_files=[[str(f), str(p)] for f, p in getattr(dataset, "bad_files", [])],
         **common,
     )
     if render_errors is not None:

@@ -106,8 +106,8 @@ def test_eval_scores_the_manifest_s_test_files_after_files_are_added(
     assert result["num_samples"] == len(split["test"]) == 6
     printed = capsys.readouterr().out
     assert (
-        "split: the checkpoint's split manifest (6 test files; 18 newer files of "
-        "the folder not scored)"
+        "split: the checkpoint's split manifest (6 test files; 18 files of the "
+        "folder not in it, not scored)"
     ) in printed
 
 
