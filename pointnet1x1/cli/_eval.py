@@ -1,8 +1,10 @@
 """Evaluate a checkpoint: whole-set overall and mean class accuracy on the test split.
 
 Uses the data the checkpoint was trained on (recorded in it) unless --data is given,
-with the checkpoint's own preprocessing. --votes N averages over N rotations about
-the up axis. Prints a per-class table; --json FILE writes the figures as JSON.
+with the checkpoint's own preprocessing. A model trained on a <class>/<file> tree
+(no split on disk) is scored on the test files of its split manifest (stored in
+the checkpoint; files added to the folder since are counted, not scored). --votes N
+averages over N rotations about the up axis. Prints a per-class table; --json FILE writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.checkpoint} on {result['data']} ({args.split}, "
             f"{result['num_samples']} clouds, {args.votes} vote(s))"
         )
+        print(f"split: {result['split_source']}")
         print(format_table(metrics, names))
     if args.json:
         atomic_write_text(args.json, text)

@@ -1,9 +1,10 @@
 """Train a classifier or a part segmenter and write a run folder (report, metrics, plots, checkpoints).
 
 With no --data it trains a classifier on the embedded default dataset in about a
-minute on a laptop CPU. With --data (a ModelNet40/10 root in any published layout)
-the defaults are the PointNet paper's recipe; --task partseg (or a part-segmentation
---model) trains on ShapeNetPart with the yanx27 port's recipe. Values come from the
+minute on a laptop CPU. With --data (a ModelNet40/10 root in any published
+layout, or any folder of point-cloud/mesh files per class: see `pointnet1x1 data
+info`) the defaults are the PointNet paper's recipe; --task partseg (or a
+part-segmentation --model) trains on ShapeNetPart with the yanx27 port's recipe. Values come from the
 defaults, then the recipe, then --config FILE (TOML or YAML), then the flags; a flag
 the task does not use, or one that cannot change on --resume, is refused. Under
 torchrun it trains with DistributedDataParallel.
@@ -27,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         metavar="ROOT",
         default=None,
-        help="dataset root (default: the embedded default dataset)",
+        help="dataset root: a ModelNet40/10 layout, or folders of files per class "
+        "(<class>/{train,test}/<file>, {train,test}/<class>/<file>, <class>/<file>); "
+        "default: the embedded default dataset",
     )
     a(
         "--classes",
@@ -136,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SyncBatchNorm under torchrun",
     )
     a("--cache-dir", default=None, help="where prepared dataset arrays are cached")
+    a("--skip-bad", action="store_true", default=None,
+      help="train without the files that cannot be read and list them in "
+      "report.json (default: stop and name them)")  # fmt: skip
     a(
         "--progress",
         choices=["auto", "bar", "log", "none"],
@@ -166,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             "task", "data", "classes", "modelnet10", "model", "epochs", "batch_size",
             "num_points", "normals", "lr", "seed", "device", "threads", "out", "resume", "recipe",
             "votes", "val_fraction", "optimizer", "scale", "shift", "sync_bn",
-            "cache_dir", "progress", "precision", "lr_schedule", "train_points",
+            "cache_dir", "skip_bad", "progress", "precision", "lr_schedule", "train_points",
         )
     }  # fmt: skip
     overrides["rotate"] = args.rotate

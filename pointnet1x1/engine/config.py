@@ -45,6 +45,8 @@ class TrainConfig:
     #   [[1, 256], [17, 512]]: 256 from epoch 1, 512 from 17; validation, test and
     #   the checkpoint's preprocessing keep num_points. None = num_points throughout
     cache_dir: str | None = None  # where the dataset may cache sampled points
+    skip_bad: bool = False  # train without the files that cannot be read (listed
+    #   in report.json's data.bad_files) instead of stopping with their names
 
     # --- the model ----------------------------------------------------------------
     model: str | None = None  # registered name (list_models()); paper "pointnet"

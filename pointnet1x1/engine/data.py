@@ -1,12 +1,17 @@
 """The engine's data: whole splits resident in memory (or on the GPU) as tensors.
 
-Classification (ModelNet layouts, the embedded default) and part segmentation
-(ShapeNetPart) both come out as a training **pool** that keeps many stored points
+Classification (any folder dataset of :func:`pointnet1x1.data.open_dataset`:
+the three tree layouts in any file format, ModelNet's published layouts, the
+embedded default) and part segmentation (ShapeNetPart) both come out as a
+training **pool** that keeps many stored points
 of every shape, ``(S, P, C)``, from which :func:`sample_pool` draws a fresh random
 subset of ``num_points`` per batch on the device, and validation / test splits of
 the dataset's fixed per-shape subsets (seeded), so ``eval`` on the same checkpoint
 and data reproduces the report's figures exactly. The datasets are the data
-package's; this module only stacks them.
+package's; this module only stacks them. A classification dataset's split
+manifest (its train / test file lists) travels with the data
+(:attr:`ClassificationData.split_manifest`), so a ``<class>/<file>`` tree
+without a split on disk is scored on the same test files later.
 
 Shape:
     pools ``(S, P, C)`` float32, fixed splits ``(S, num_points, C)``; class labels
@@ -15,6 +20,7 @@ Shape:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +57,12 @@ class ClassificationData:
     root: str | None  # None: the embedded default dataset
     up_axis: str
     in_channels: int
+    layout: str = "class-split"  # the dataset's layout (pointnet1x1.data.layouts)
+    # the train / test file lists (None: ModelNet's official lists are the split)
+    split_manifest: dict[str, Any] | None = None
+    # {"file", "split", "problem"} of each file left out by skip_bad
+    bad_files: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    short_files: int = 0  # shapes with fewer points than asked (filled, see prepare)
 
 
 def resolve_root(data: str | os.PathLike[str] | None) -> Path:
@@ -71,10 +83,19 @@ def resolve_root(data: str | os.PathLike[str] | None) -> Path:
     return root
 
 
-def _open(root: Path, split: str, data_cfg: dict[str, Any], progress: bool) -> Any:
-    from pointnet1x1.data import ModelNet
+def _open(
+    root: Path,
+    split: str,
+    data_cfg: dict[str, Any],
+    progress: bool,
+    manifest: dict[str, Any] | None = None,
+) -> Any:
+    """The dataset at ``root`` (any layout :func:`~pointnet1x1.data.open_dataset`
+    reads), following ``manifest`` (a split manifest) when given."""
+    from pointnet1x1.data import open_dataset
 
-    return ModelNet(
+    kwargs: dict[str, Any] = {} if manifest is None else {"manifest": manifest}
+    return open_dataset(
         root,
         split,
         classes=data_cfg.get("classes"),
@@ -83,8 +104,17 @@ def _open(root: Path, split: str, data_cfg: dict[str, Any], progress: bool) -> A
         modelnet10=data_cfg.get("modelnet10", False),
         seed=data_cfg.get("seed", 0),
         cache_dir=data_cfg.get("cache_dir"),
+        skip_bad=bool(data_cfg.get("skip_bad", False)),
         progress=progress,
+        **kwargs,
     )
+
+
+def _bad(dataset: Any, split: str) -> list[dict[str, str]]:
+    return [
+        {"file": str(rel), "split": split, "problem": str(problem)}
+        for rel, problem in getattr(dataset, "bad_files", None) or []
+    ]
 
 
 def fixed_subset(dataset: Any, indices: np.ndarray | None = None) -> Tensor:
@@ -121,14 +151,18 @@ def load_classification_data(
     val_fraction: float,
     with_test: bool = True,
     progress: bool = True,
+    manifest: dict[str, Any] | None = None,
 ) -> ClassificationData:
     """Load train (split into train/val) and test splits as in-memory tensors.
 
     ``data_cfg`` holds ``root`` (None: embedded default), ``classes``,
-    ``num_points``, ``normals``, ``modelnet10``, ``seed``, ``cache_dir``.
+    ``num_points``, ``normals``, ``modelnet10``, ``seed``, ``cache_dir`` and
+    ``skip_bad`` (leave out the files that cannot be read, listed in
+    ``bad_files``, instead of refusing). ``manifest``: a split manifest to follow
+    (e.g. a resumed run's); by default the dataset's own split.
     """
     root = resolve_root(data_cfg.get("root"))
-    train_ds = _open(root, "train", data_cfg, progress)
+    train_ds = _open(root, "train", data_cfg, progress, manifest)
     labels = np.asarray(train_ds.labels)
     tr, va = stratified_split(labels, val_fraction, data_cfg.get("seed", 0))
     if len(tr) == 0 or len(va) == 0:
@@ -138,11 +172,19 @@ def load_classification_data(
     pool = torch.from_numpy(np.ascontiguousarray(train_ds.points[tr]))
     train = Split(pool, torch.from_numpy(labels[tr]).long())
     val = Split(fixed_subset(train_ds, va), torch.from_numpy(labels[va]).long())
-    test = None
+    test, bad = None, _bad(train_ds, "train")
+    short = len(getattr(train_ds, "short_files", None) or [])
+    plan = getattr(train_ds, "split_manifest", None)
     if with_test:
-        test = load_test_split(
-            root, data_cfg, progress=progress, expected=train_ds.class_names
-        )
+        # the same split as train's: a class tree's split is stored beside the
+        # cache by the train split's opening (given back: ``manifest``)
+        test_ds = open_split(
+            root, data_cfg, progress=progress, expected=train_ds.class_names,
+            manifest=manifest,
+        )  # fmt: skip
+        test = stack_split(test_ds)
+        bad += _bad(test_ds, "test")
+        short += len(getattr(test_ds, "short_files", None) or [])
     return ClassificationData(
         class_names=list(train_ds.class_names),
         train=train,
@@ -151,7 +193,35 @@ def load_classification_data(
         root=None if data_cfg.get("root") is None else str(root.resolve()),
         up_axis=getattr(train_ds, "up_axis", "y"),
         in_channels=int(train_ds.in_channels),
+        layout=str(getattr(train_ds, "layout", "")),
+        split_manifest=plan,
+        bad_files=bad,
+        short_files=short,
     )
+
+
+def open_split(
+    root: Path | None,
+    data_cfg: dict[str, Any],
+    *,
+    progress: bool = True,
+    expected: list[str] | None = None,
+    split: str = "test",
+    manifest: dict[str, Any] | None = None,
+) -> Any:
+    """The dataset of one split, its classes checked against ``expected``."""
+    root = resolve_root(data_cfg.get("root")) if root is None else root
+    ds = _open(root, split, data_cfg, progress, manifest)
+    if expected is not None and list(ds.class_names) != list(expected):
+        raise ValueError(
+            f"{root}: the {split} split has classes {ds.class_names}, "
+            f"expected {expected}"
+        )
+    return ds
+
+
+def stack_split(ds: Any) -> Split:
+    return Split(fixed_subset(ds), torch.from_numpy(np.asarray(ds.labels)).long())
 
 
 def load_test_split(
@@ -161,16 +231,19 @@ def load_test_split(
     progress: bool = True,
     expected: list[str] | None = None,
     split: str = "test",
+    manifest: dict[str, Any] | None = None,
 ) -> Split:
     """The fixed-subset test split (what the final test and ``eval`` use)."""
-    root = resolve_root(data_cfg.get("root")) if root is None else root
-    ds = _open(root, split, data_cfg, progress)
-    if expected is not None and list(ds.class_names) != list(expected):
-        raise ValueError(
-            f"{root}: the {split} split has classes {ds.class_names}, "
-            f"expected {expected}"
-        )
-    return Split(fixed_subset(ds), torch.from_numpy(np.asarray(ds.labels)).long())
+    return stack_split(
+        open_split(
+            root,
+            data_cfg,
+            progress=progress,
+            expected=expected,
+            split=split,
+            manifest=manifest,
+        )  # fmt: skip
+    )
 
 
 def sample_pool(

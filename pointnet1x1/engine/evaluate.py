@@ -21,7 +21,39 @@ from pointnet1x1.engine.distributed import DistInfo, all_reduce_sum, shard
 from pointnet1x1.engine.metrics import classification_metrics, confusion_matrix
 from pointnet1x1.io.axes import MODEL_UP_AXIS, rotate_points, rotation_about_axis
 
-__all__ = ["evaluate_checkpoint", "evaluate_split", "predict_probs"]
+__all__ = ["evaluate_checkpoint", "evaluate_split", "predict_logits", "predict_probs"]
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module | Callable[[Tensor], Tensor],
+    points: Tensor,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Logits of clouds, by the model in eval mode (a PointNet through its fast copy).
+
+    Args:
+        model: Maps ``(B, C, N)`` to logits ``(B, K)``.
+        points: Tensor of shape (S, N, C) giving the clouds, points-major.
+
+    Returns:
+        float32 Tensor of shape (S, K) on the CPU.
+    """
+    was_training = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
+    run = _fastest(model)
+    out = [
+        run(points[i : i + batch_size].to(device).transpose(1, 2).contiguous())
+        .float()
+        .cpu()
+        for i in range(0, points.shape[0], batch_size)
+    ]
+    if isinstance(model, nn.Module):
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 0)
 
 
 @torch.no_grad()
@@ -149,6 +181,12 @@ def evaluate_checkpoint(
     ``class_names``, ``votes``, ``num_samples``; part segmenters:
     ``instance_miou``, ``class_miou``, ``point_accuracy``, ``per_category``,
     ``shapes``. Both: ``task``, ``loss``, ``split``, ``data``, ``checkpoint``.
+
+    A classifier trained on a ``<class>/<file>`` tree (no split on disk) is scored
+    on the files of its checkpoint's split manifest (``extra["split"]``) when the
+    data is the recorded root, so files added since change nothing; classifiers
+    also give ``files`` (the scored files, relative to the root) and
+    ``split_source`` (where the split came from, in words).
     """
     from pointnet1x1.engine.checkpoint import load_model_checkpoint, task_of
     from pointnet1x1.engine.predictor import resolve_device
@@ -172,7 +210,7 @@ def evaluate_checkpoint(
             **common,
         }
     from pointnet1x1.engine.backends import EagerBackend, FastBackend
-    from pointnet1x1.engine.data import load_test_split, resolve_root
+    from pointnet1x1.engine.data import open_split, resolve_root, stack_split
 
     if split not in ("test", "train"):
         raise ValueError(
@@ -184,11 +222,23 @@ def evaluate_checkpoint(
         "classes": class_names, "num_points": prep.num_points, "normals": prep.use_normals,
         "modelnet10": recorded.get("modelnet10", False), "seed": recorded.get("seed", 0),
         "cache_dir": recorded.get("cache_dir"),
+        "skip_bad": recorded.get("skip_bad", False),
     }  # fmt: skip
     root = resolve_root(data_cfg["root"])
-    test = load_test_split(
-        root, data_cfg, split=split, expected=class_names, progress=False
-    )
+    manifest, source = _recorded_split(meta, root)
+    dataset = open_split(
+        root, data_cfg, split=split, expected=class_names, progress=False,
+        manifest=manifest,
+    )  # fmt: skip
+    test = stack_split(dataset)
+    if manifest is not None:
+        unlisted = len(getattr(dataset, "skipped", {}).get(_UNLISTED, []))
+        source += f" ({len(test)} {split} files"
+        source += (
+            f"; {unlisted} files of the folder not in it, not scored)"
+            if unlisted
+            else ")"
+        )
     backend: Any = (
         FastBackend if FastBackend.supports(loaded.model) else EagerBackend
     )(loaded.model, device=dev, precision=precision)
@@ -208,6 +258,10 @@ def evaluate_checkpoint(
         class_names=class_names,
         votes=votes,
         data=str(root),
+        split_source=source,
+        files=None if dataset.files is None else [str(f) for f in dataset.files],
+        # files left out as unreadable (the checkpoint was trained with skip_bad)
+        bad_files=[[str(f), str(p)] for f, p in getattr(dataset, "bad_files", [])],
         **common,
     )
     if render_errors is not None:
@@ -222,6 +276,24 @@ def evaluate_checkpoint(
             prep.up_axis,
         )
     return result
+
+
+_UNLISTED = "not in the split manifest"  # the reason FolderDataset skips such files
+
+
+def _recorded_split(meta: dict[str, Any], root: Path) -> tuple[Any, str]:
+    """The checkpoint's split manifest if it applies to ``root``, and in words
+    where the split of the evaluation comes from."""
+    plan = meta.get("extra", {}).get("split")
+    recorded = plan.get("root") if isinstance(plan, dict) else None
+    if (
+        isinstance(plan, dict)
+        and plan.get("layout") == "class"
+        and recorded is not None
+        and Path(recorded).resolve() == root.resolve()
+    ):
+        return plan, "the checkpoint's split manifest"
+    return None, "the dataset's own split"
 
 
 def _evaluate_parts(

@@ -7,7 +7,9 @@ file); :class:`~pointnet1x1.engine.predictor.Predictor` holds what both predicto
 share, :class:`~pointnet1x1.engine.segment.PartSegmenter` is the part-segmentation
 twin, and :func:`load_predictor` picks the one a file calls for. Files are assumed
 to be z up (:data:`~pointnet1x1.io.axes.FILE_UP_AXIS`: meshes and scans) unless
-``input_up_axis`` says otherwise.
+``input_up_axis`` says otherwise. Probabilities are calibrated: the logits are
+divided by the checkpoint's temperature (fitted on the validation split at the
+end of training, :func:`temperature_of`) before the softmax.
 """
 
 from __future__ import annotations
@@ -32,16 +34,42 @@ from pointnet1x1.engine.predictor import (
 )
 
 __all__ = [
+    "CALIBRATION_KEY",
     "Classifier",
     "Prediction",
     "Predictor",
     "find_files",
     "load_predictor",
     "resolve_device",
+    "temperature_of",
 ]
 
 # from this many clouds in one call on, the Classifier builds the fast PointNet
 FAST_MIN_CLOUDS = 16
+# where a checkpoint keeps its temperature: metadata["extra"][CALIBRATION_KEY]
+CALIBRATION_KEY = "calibration"
+
+
+def temperature_of(metadata: dict[str, Any]) -> float:
+    """The softmax temperature a checkpoint's (or export's) metadata records.
+
+    ``train`` stores it in ``extra["calibration"]["temperature"]``; metadata
+    without one (checkpoints written before calibration) give 1.0, the plain
+    softmax.
+
+    Raises:
+        ValueError: A recorded temperature that is not a positive number.
+    """
+    extra = metadata.get("extra")
+    record = extra.get(CALIBRATION_KEY) if isinstance(extra, dict) else None
+    if not isinstance(record, dict) or record.get("temperature") is None:
+        return 1.0
+    value = record["temperature"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"checkpoint calibration temperature must be a positive number, got {value!r}"
+        )
+    return float(value)
 
 
 class Prediction(NamedTuple):
@@ -75,8 +103,11 @@ class Prediction(NamedTuple):
 class Classifier(Predictor):
     """Classify point clouds with a trained model and its preprocessing.
 
-    Arguments are those of :class:`Predictor`; batches of at least 16 clouds of a
-    PointNet classifier run on its fast rewrite (same answers within 1e-4).
+    Arguments are those of :class:`Predictor`, and ``temperature``: the logits
+    are divided by it before the softmax (from a checkpoint or an export: the
+    temperature fitted at the end of training, 1.0 when none is recorded).
+    Batches of at least 16 clouds of a PointNet classifier run on its fast
+    rewrite (same answers within 1e-4).
 
     Example:
         >>> clf = Classifier.from_checkpoint("runs/x/checkpoints/best.safetensors")
@@ -86,11 +117,24 @@ class Classifier(Predictor):
     task = "cls"
 
     def __init__(
-        self, model: nn.Module | Any, class_names: Sequence[str], **kwargs: Any
+        self,
+        model: nn.Module | Any,
+        class_names: Sequence[str],
+        *,
+        temperature: float = 1.0,
+        **kwargs: Any,
     ) -> None:
         kwargs.pop("model_name", None)  # accepted for older callers; the model says
         super().__init__(model, class_names, **kwargs)
+        if isinstance(temperature, bool) or not float(temperature) > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        self.temperature = float(temperature)
         self._fast: FastBackend | None = None
+
+    @classmethod
+    def _build(cls, model: Any, meta: dict[str, Any], **kwargs: Any) -> Any:
+        kwargs.setdefault("temperature", temperature_of(meta))
+        return super()._build(model, meta, **kwargs)
 
     def backend_for(self, count: int) -> Any:
         """The backend that runs ``count`` clouds: the fast rewrite for many, else the
@@ -125,12 +169,15 @@ class Classifier(Predictor):
         )  # type: ignore[no-any-return]
 
     def probabilities(self, logits: Tensor) -> Tensor:
-        """Logits ``(B, K)`` -> probabilities: the one place where this happens."""
-        return torch.softmax(logits.float(), dim=1)
+        """Logits ``(B, K)`` -> ``softmax(logits / temperature)``: the one place
+        where this happens."""
+        return torch.softmax(logits.float() / self.temperature, dim=1)
 
     @torch.no_grad()
     def predict_proba(self, x: Any, *, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities ``(B, K)`` of every cloud (see :meth:`predict`)."""
+        """Calibrated class probabilities ``(B, K)`` of every cloud (see
+        :meth:`predict`): ``softmax(logits / self.temperature)``, the checkpoint's
+        temperature (1.0 for a checkpoint without one: the plain softmax)."""
         clouds, names = _clouds(x)
         arrays = [
             self.preprocess(c, n or f"cloud {i}")
@@ -219,7 +266,8 @@ class Classifier(Predictor):
         return (
             f"Classifier(classes={len(self.class_names)}, num_points={prep.num_points}, "
             f"features={list(prep.features)}, up_axis={self.input_up_axis!r}->{prep.up_axis!r}, "
-            f"backend={self.backend!r}, device={self.device}, precision={self.precision!r})"
+            f"backend={self.backend!r}, device={self.device}, precision={self.precision!r}, "
+            f"temperature={self.temperature:.4g})"
         )
 
 

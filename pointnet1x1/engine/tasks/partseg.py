@@ -71,7 +71,14 @@ class PartSegTask(Task):
 
     name = "partseg"
     unused_options = frozenset(
-        {"modelnet10", "val_fraction", "votes", "fused_forward", "cache_dir"}
+        {
+            "modelnet10",
+            "val_fraction",
+            "votes",
+            "fused_forward",
+            "cache_dir",
+            "skip_bad",
+        }
     )
     selection = "highest validation instance mIoU, then class mIoU"
     curves = (
