@@ -64,6 +64,20 @@ def _write(path: Path, model: torch.nn.Module, meta: dict, half: bool) -> None:
     atomic_write_bytes(path, save(state, metadata=header))
 
 
+def _calibrate(cfg: dict, model: torch.nn.Module) -> dict:
+    """The trainer's calibration (ClassificationTask.calibration) of ``model`` on the
+    run's own validation split, with the test ECE before and after."""
+    from pointnet1x1.engine.config import TrainConfig
+    from pointnet1x1.engine.distributed import DistInfo
+    from pointnet1x1.engine.tasks import get_task
+
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig.from_dict({k: v for k, v in cfg.items() if k in known})
+    task = get_task("cls")(config, DistInfo(), torch.device("cpu"))
+    task.load_data(progress=False)
+    return task.calibration(model)  # type: ignore[attr-defined, no-any-return]
+
+
 def _figures(result: dict) -> dict:
     return {"oa": result["oa"], "macc": result["macc"]}
 
@@ -81,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model_checkpoint(args.run / "checkpoints" / "best.safetensors")
     meta = dict(loaded.metadata)
     cfg = report["config"]
+    calibration = meta.get("extra", {}).get("calibration")
+    if calibration is None:  # a run from before the trainer calibrated: as it does now
+        calibration = _calibrate(cfg, loaded.model)
+        meta.setdefault("extra", {})["calibration"] = {
+            k: calibration[k] for k in ("temperature", "fitted_on")
+        }
+    print(f"temperature {calibration['temperature']:.4f} ({calibration['fitted_on']})")
     dest = ROOT / "pointnet1x1" / "weights" / PRETRAINED[args.name]
     with tempfile.TemporaryDirectory() as tmp:
         trial = Path(tmp) / dest.name
@@ -127,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "test": _figures(plain),
         "test_vote": {**_figures(voted), "votes": args.votes},
         "weights": "float32" if args.fp32 else "float16",
+        "calibration": calibration,
         "wall_s": round(timings["total_s"], 1),
         "machine": f"{_cpu_model()}, {torch.get_num_threads()} threads, CPU",
         "library_version": __version__,
