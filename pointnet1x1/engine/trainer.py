@@ -114,15 +114,6 @@ def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
     cfg = cfg.resolved()
     check_options(cfg)
     info = D.from_env()
-    with claim_run_folder(
-        cfg.out if info.is_main else None, resuming=state is not None, force=cfg.force
-    ):
-        return _train(cfg, info, state)
-
-
-def _train(
-    cfg: TrainConfig, info: D.DistInfo, state: dict[str, Any] | None
-) -> dict[str, Any]:
     from pointnet1x1.engine.predictor import resolve_device
 
     device = resolve_device(cfg.device)
@@ -133,6 +124,19 @@ def _train(
         raise ValueError(
             "--sync-bn needs CUDA (SyncBatchNorm does not run on CPU); drop it"
         )
+    # the run owns its folder from here on (rank 0; a second run fails at once)
+    with claim_run_folder(
+        cfg.out if info.is_main else None, resuming=state is not None, force=cfg.force
+    ):
+        return _train(cfg, info, device, state)
+
+
+def _train(
+    cfg: TrainConfig,
+    info: D.DistInfo,
+    device: torch.device,
+    state: dict[str, Any] | None,
+) -> dict[str, Any]:
     D.setup(info, device)
     if device.type == "cpu":
         keep_freed_memory()
