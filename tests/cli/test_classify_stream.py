@@ -98,7 +98,9 @@ def test_json_streams_a_valid_list_with_errors_in_place_and_min_probability(
     captured = capsys.readouterr()
     objects = json.loads(captured.out)
     assert [o["path"] for o in objects] == [str(p) for p in files]
-    assert set(objects[4]) == {"path", "error"} and "format" in objects[4]["error"]
+    assert (
+        set(objects[4]) == {"path", "error"} and "malformed PLY" in objects[4]["error"]
+    )
     assert captured.err.count("\n") == 1 and str(broken) in captured.err
     assert captured.err.startswith("pointnet1x1 classify: error: ")
     good = [o for o in objects if "error" not in o]
@@ -159,5 +161,46 @@ def test_progress_a_bar_on_a_terminal_lines_in_a_log(
     monkeypatch.setattr(sys, "stderr", tty)
     assert main(argv) == 0
     bar = tty.getvalue()
-    assert "classify" in bar and "file/s" in bar and "5/5" in bar
+    assert "classify" in bar and "file/s" in bar and "/5 [" in bar
     assert len(capsys.readouterr().out.splitlines()) == 5  # results still on stdout
+
+
+def test_part_segmentation_streams_file_by_file(
+    real_files, tmp_path, monkeypatch, capsys
+):
+    """An (untrained) tiny part segmenter: each file's line before the next is read."""
+    import torch
+
+    import pointnet1x1.io as pio
+    from pointnet1x1.data.shapenetpart import CATEGORIES, SEG_CLASSES
+    from pointnet1x1.engine.checkpoint import make_preprocessing, save_model_checkpoint
+    from pointnet1x1.models import create_model
+
+    kwargs = {"mlp1": [8, 8], "mlp2": [8, 16], "seg_mlp": [8],
+              "input_transform": False, "feature_transform": False}  # fmt: skip
+    torch.manual_seed(0)
+    ckpt = save_model_checkpoint(
+        tmp_path / "seg.safetensors", create_model("pointnet_partseg", **kwargs),
+        model_name="pointnet_partseg", model_kwargs=kwargs,
+        class_names=[f"part{i}" for i in range(50)], preprocessing=make_preprocessing(64),
+        extra={"task": "partseg", "category_names": list(CATEGORIES),
+               "seg_classes": {k: list(v) for k, v in SEG_CLASSES.items()}},
+    )  # fmt: skip
+    events: list[tuple[str, str]] = []
+    real_read = pio.read_points
+
+    def reading(path, *args, **kw):
+        events.append(("read", str(path)))
+        return real_read(path, *args, **kw)
+
+    monkeypatch.setattr(pio, "read_points", reading)
+    monkeypatch.setattr(sys, "stdout", _Recorder(events))
+    files = [str(p) for p in real_files[:3]]
+    argv = ["classify", str(ckpt), *files, "--category", "Mug", "--parts-format",
+            "npy", "--parts-dir", str(tmp_path / "parts")]  # fmt: skip
+    assert main(argv) == 0
+    got = [(k, t.split()[0] if k == "print" else t) for k, t in events]
+    assert got == [e for f in files for e in (("read", f), ("print", f))]
+    summary = json.loads((tmp_path / "parts" / "summary.json").read_text())
+    assert [s["path"] for s in summary] == files
+    capsys.readouterr()

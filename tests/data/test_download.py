@@ -223,7 +223,7 @@ def test_cli_download_prepare_info(server, tmp_path, capsys):
     assert "train: 1110 of 9843 shapes present, 8733 missing" in out
     assert "airplane, bathtub, bench, person" in out
     assert main(["data", "download", "modelnet40", "--layout", "hdf5", "--root", str(tmp_path / "x"),
-                 "--url", f"{url}/missing.zip", "--sha256", "0" * 64]) == 1  # fmt: skip
+                 "--url", f"{url}/missing.zip", "--sha256", "0" * 64]) == 2  # fmt: skip
     assert "error: " in capsys.readouterr().err
     assert (
         main(
