@@ -128,7 +128,11 @@ def _open_path(path: str | os.PathLike[str]) -> Path:
         best = path / "checkpoints" / "best.safetensors"
         if best.exists():  # a run folder: take its validation-best model
             return best
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+        # a user mistake (exit code 2), not a bad file
+        raise IsADirectoryError(
+            f"{path} is a folder, not a checkpoint file (nor a run folder with "
+            "checkpoints/best.safetensors)"
+        )
     return path
 
 
