@@ -1,10 +1,15 @@
 """Classify point-cloud files with a trained checkpoint (or its ONNX export).
 
-Every PATH is a file or a folder (its supported files, recursively). Each file is
-read, preprocessed exactly as the checkpoint says, and classified in batches; one
-line per file shows the label, its probability and the top-k. A file that cannot be
-read gets a one-line error on stderr, the others are still classified, and the exit
-code is 1.
+Every PATH is a file or a folder (its supported files, recursively). Files are
+read --batch-size at a time, preprocessed exactly as the checkpoint says, and
+classified; each batch's lines (label, probability, top-k) are printed as soon as
+it is done, in the order of the files, so memory holds one batch and results
+stream. --json prints one JSON list, written item by item. On a terminal a
+progress bar (files/s, ETA) runs on stderr; otherwise a progress line goes to
+stderr every 30 s. With --min-probability P a file whose most probable class has
+a probability below P is labelled ``unknown`` (JSON: ``"label": null``, the
+probabilities kept). A file that cannot be read gets a one-line error on stderr,
+the others are still classified, and the exit code is 1.
 
 Files are taken to be z up (Princeton ModelNet OFF meshes, the ModelNet40 npy
 tree, most scans) and are converted to the up axis the model was trained in;
@@ -44,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how many classes to show per file (default: 3)",
     )
     a("--json", action="store_true", help="print JSON: a list with one object per file")
+    a("--min-probability", type=float, default=0.0, metavar="P",
+      help="label a file 'unknown' (JSON: null) when its top probability is below P "
+      "(default: 0, off)")  # fmt: skip
     a("--batch-size", type=int, default=32)
     a("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     a("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -58,10 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="segmentation checkpoints: PLY with a label property (default) or NPY")  # fmt: skip
 
 
-def _report_problems(problems: list[tuple[str, str]]) -> None:
-    for where, message in problems:
-        shown = message if message.startswith(where) else f"{where}: {message}"
-        print(f"pointnet1x1 classify: error: {shown}", file=sys.stderr)
+def _problem_line(where: str, message: str) -> str:
+    """``pointnet1x1 classify: error: <file>: <problem>``, one line, the file
+    named once (messages of InputFileError name it already)."""
+    from pointnet1x1.cli import error_line
+    from pointnet1x1.io.errors import display_path
+
+    shown = display_path(where)
+    text = message if message.startswith((shown, where)) else f"{shown}: {message}"
+    return error_line("classify", text)
 
 
 def _axes(predictor: Any) -> dict[str, str]:
@@ -72,8 +85,6 @@ def _axes(predictor: Any) -> dict[str, str]:
 
 
 def _segment(args: argparse.Namespace, segmenter: Any) -> int:
-    import json
-
     from pointnet1x1.cli import UsageError
 
     if args.category is None:
@@ -81,24 +92,36 @@ def _segment(args: argparse.Namespace, segmenter: Any) -> int:
         raise UsageError(
             f"{args.checkpoint} is a part segmenter: pass --category (one of: {names})"
         )
-    results, problems = segmenter.segment_files(
+    from pointnet1x1.cli._stream import _JsonList
+
+    listing = _JsonList() if args.json else None
+    failed = False
+    for path, r, problem in segmenter.iter_segment_files(
         args.paths, args.category, args.parts_dir, file_format=args.parts_format
-    )
-    _report_problems(problems)
-    if args.json:
-        objects = [{**r, **_axes(segmenter)} for r in results]
-        objects += [{"path": p, "error": m} for p, m in problems]
-        print(json.dumps(objects, indent=2))
-    else:
-        for r in results:
+    ):  # streamed: each file's line as soon as its labels are written
+        if r is None:
+            failed = True
+            print(_problem_line(path, str(problem)), file=sys.stderr, flush=True)
+            text = (
+                ""
+                if listing is None
+                else listing.item({"path": path, "error": problem})
+            )
+        elif listing is not None:
+            text = listing.item({**r, **_axes(segmenter)})
+        else:
             parts = ", ".join(f"{k} {v}" for k, v in r["parts"].items())
-            print(f"{r['path']}  {r['num_points']} points -> {r['labels']}  ({parts})")
-    return 1 if problems else 0
+            text = (
+                f"{r['path']}  {r['num_points']} points -> {r['labels']}  ({parts})\n"
+            )
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if listing is not None:
+        sys.stdout.write(listing.end())
+    return 1 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from pointnet1x1.engine.config import check_device
 
     check_device(args.device)
@@ -106,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) <= 0:
             flag = name.replace("_", "-")
             raise ValueError(f"--{flag} must be positive, got {getattr(args, name)}")
+    if not 0.0 <= args.min_probability <= 1.0:
+        raise ValueError(
+            f"--min-probability must be in [0, 1], got {args.min_probability}"
+        )
 
     from pointnet1x1.engine.predict import load_predictor
     from pointnet1x1.io.axes import FILE_UP_AXIS
@@ -116,20 +143,6 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if predictor.task == "partseg":
         return _segment(args, predictor)
-    preds, problems = predictor.classify_files(
-        args.paths, top_k=args.top_k, batch_size=args.batch_size
-    )
-    _report_problems(problems)
-    if args.json:
-        objects = [{**p.to_dict(), **_axes(predictor)} for p in preds]
-        objects += [{"path": path, "error": message} for path, message in problems]
-        print(json.dumps(objects, indent=2))
-    else:
-        width = max((len(p.path or "") for p in preds), default=0)
-        for p in preds:
-            others = ", ".join(f"{label} {prob:.3f}" for label, prob in p.top_k)
-            print(
-                f"{p.path:<{width}}  {p.label:<12s} {p.probability:6.3f}   "
-                f"top-{len(p.top_k)}: {others}"
-            )
-    return 1 if problems else 0
+    from pointnet1x1.cli._stream import classify_stream
+
+    return classify_stream(args, predictor, _axes(predictor))

@@ -97,13 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "download":
         from pointnet1x1.data.download import download_dataset
 
-        try:
-            out = download_dataset(args.name, args.layout, args.root, url=args.url, sha256=args.sha256,
-                                   size=args.size, keep_zip=args.keep_zip)  # fmt: skip
-        except OSError as err:  # network failures: one line, not a traceback
-            if isinstance(err, FileNotFoundError):
-                raise
-            raise UsageError(f"{err}") from None
+        # a DownloadError (offline, a server failure, a cut or unverifiable archive)
+        # names the URL and how to unpack an archive fetched another way; main()
+        # prints it as one line with exit code 1, as any other failed input
+        out = download_dataset(args.name, args.layout, args.root, url=args.url, sha256=args.sha256,
+                               size=args.size, keep_zip=args.keep_zip)  # fmt: skip
         print(out)
         return 0
     if args.data_command == "prepare":

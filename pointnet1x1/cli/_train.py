@@ -73,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--resume", nargs="?", const=True, default=None, metavar="RUN_OR_STATE",
       help="continue an interrupted run: the --out folder, or a run folder / state.pt path")  # fmt: skip
+    a("--force", action="store_true", default=None,
+      help="replace a finished run in --out (without it, such a folder is refused)")  # fmt: skip
     from pointnet1x1.engine.recipes import RECIPES
 
     a(
@@ -170,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         name: getattr(args, name)
         for name in (
             "task", "data", "classes", "modelnet10", "model", "epochs", "batch_size",
-            "num_points", "normals", "lr", "seed", "device", "threads", "out", "resume", "recipe",
+            "num_points", "normals", "lr", "seed", "device", "threads", "out", "resume", "force", "recipe",
             "votes", "val_fraction", "optimizer", "scale", "shift", "sync_bn",
             "cache_dir", "skip_bad", "progress", "precision", "lr_schedule", "train_points",
         )

@@ -42,6 +42,15 @@ from pointnet1x1.engine.metadata import (
     task_of,
 )
 from pointnet1x1.engine.preprocessing import Preprocessing, make_preprocessing
+from pointnet1x1.engine.weights import (
+    TensorSpec,
+    build_on_meta,
+    check_against_model,
+    check_finite,
+    read_safetensors_header,
+    safetensors_length_problem,
+    specs_of,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -119,30 +128,43 @@ def _open_path(path: str | os.PathLike[str]) -> Path:
         best = path / "checkpoints" / "best.safetensors"
         if best.exists():  # a run folder: take its validation-best model
             return best
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+        # a user mistake (exit code 2), not a bad file
+        raise IsADirectoryError(
+            f"{path} is a folder, not a checkpoint file (nor a run folder with "
+            "checkpoints/best.safetensors)"
+        )
     return path
 
 
-def _read_safetensors(
-    path: Path, device: str, tensors: bool = True
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def _read_safetensors_meta(path: Path) -> tuple[dict[str, Any], dict[str, TensorSpec]]:
+    """The checked metadata and the tensor specs of a safetensors checkpoint, from
+    its header alone (bounded; see :mod:`~pointnet1x1.engine.weights`)."""
+    header, specs = read_safetensors_header(path)
+    raw = header.get(_META_KEY)
+    if raw is None:
+        raise CheckpointError(
+            f"{path}: a safetensors file without pointnet1x1 metadata, not a "
+            "pointnet1x1 checkpoint (convert it with `pointnet1x1 convert`)"
+        )
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"its pointnet1x1 metadata is not valid JSON ({_first_line(err)})", path
+        ) from None
+    return _check_metadata(document, path), specs
+
+
+def _read_tensors(path: Path, device: str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
-            raw = (f.metadata() or {}).get(_META_KEY)
-            if raw is None:
-                raise CheckpointError(
-                    f"{path}: a safetensors file without pointnet1x1 metadata, not a "
-                    "pointnet1x1 checkpoint (convert it with `pointnet1x1 convert`)"
-                )
-            meta = _check_metadata(json.loads(raw), path)
-            weights = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
-    except (SafetensorError, json.JSONDecodeError, OSError) as err:
+            return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as err:
         raise CheckpointError(
             f"{path}: unreadable safetensors checkpoint ({_first_line(err)})"
         ) from None
-    return meta, weights
 
 
 def _refusal(path: Path, kind: str) -> CheckpointError:
@@ -152,6 +174,8 @@ def _refusal(path: Path, kind: str) -> CheckpointError:
         why = "TorchScript runs the archive's code when loaded, so it is never loaded"
     elif kind == "onnx":
         why = "use Classifier.from_onnx, or pass it to `pointnet1x1 classify`"
+    elif (problem := safetensors_length_problem(path)) is not None:
+        return CheckpointError(problem, path)
     else:
         why = "expected a .safetensors model checkpoint or a training state written by `pointnet1x1 train`"
     return CheckpointError(
@@ -213,7 +237,7 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = _open_path(path)
     kind = file_kind(path)
     if kind == "safetensors":
-        return _read_safetensors(path, "cpu", tensors=False)[0]
+        return _read_safetensors_meta(path)[0]
     if kind == "torch":
         return json.loads(load_training_state(path)["metadata"])
     raise _refusal(path, kind)
@@ -229,29 +253,43 @@ def load_model_checkpoint(
             folder (its ``checkpoints/best.safetensors`` is used).
         map_location: Device for the weights and the model.
 
+    Nothing is allocated from the file's own numbers before they are checked:
+    the safetensors header is read with bounded sizes, the metadata's values are
+    type-checked, the tensor names and shapes are compared with the model the
+    metadata describes (built on the ``meta`` device), and NaN or infinite
+    weights are refused (:mod:`~pointnet1x1.engine.weights`).
+
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         CheckpointError: If it is not a pointnet1x1 checkpoint, has another format
-            version, or its weights do not fit its model.
+            version, wrongly typed metadata, a header that does not fit the file,
+            weights that do not fit its model (naming the first tensor that
+            differs) or non-finite weights (naming the tensor).
     """
     from pointnet1x1.models import create_model
 
     path = _open_path(path)
     kind = file_kind(path)
     if kind == "safetensors":
-        meta, tensors = _read_safetensors(path, str(torch.device(map_location)))
+        meta, specs = _read_safetensors_meta(path)
     elif kind == "torch":
         state = load_training_state(path, map_location=map_location)
         meta, tensors = json.loads(state["metadata"]), state["model"]
+        if not isinstance(tensors, dict) or not all(
+            isinstance(k, str) and torch.is_tensor(v) for k, v in tensors.items()
+        ):
+            raise CheckpointError("training state's model is not a state dict", path)
+        specs = specs_of(tensors)
     else:
         raise _refusal(path, kind)
-    name, kwargs = meta["model"].get("name"), meta["model"].get("kwargs", {})
-    try:
-        model = create_model(str(name), **kwargs)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(
-            f"{path}: cannot rebuild model {name!r}: {_first_line(err)}"
-        ) from None
+    name, kwargs = str(meta["model"]["name"]), meta["model"].get("kwargs", {})
+    # names and shapes agree with the model the metadata describes (built on the
+    # meta device, so no size the metadata claims is allocated) before any load
+    check_against_model(specs, build_on_meta(name, kwargs, path), name, path)
+    if kind == "safetensors":
+        tensors = _read_tensors(path, str(torch.device(map_location)))
+    check_finite(tensors, path)
+    model = create_model(name, **kwargs)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as err:

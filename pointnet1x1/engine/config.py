@@ -90,6 +90,7 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch; 0 = torch's default; fast: 1
     out: str | None = None  # run folder; None = runs/<model>-<data>-<time>
     resume: str | bool = False  # True = resume the run in `out`; or a state/run path
+    force: bool = False  # replace a finished run in `out` (else refused)
     sync_bn: bool = False  # SyncBatchNorm under torchrun (CUDA)
     fused_forward: bool = True  # PointNet classifier: fused BN+ReLU+max-pool forward
     #   (pointnet1x1.models.fast.forward_train, same maths, ~4x on CPU; one process)

@@ -21,11 +21,13 @@ import json
 import os
 import platform
 import time
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pointnet1x1.engine.preprocessing import Preprocessing
+from pointnet1x1.io.errors import InputFileError, check_value
 
 __all__ = [
     "FORMAT_NAME",
@@ -40,8 +42,13 @@ FORMAT_VERSION = 1
 _META_KEY = "pointnet1x1"
 
 
-class CheckpointError(ValueError):
-    """A file that is not a usable pointnet1x1 checkpoint (one-line message)."""
+class CheckpointError(InputFileError):
+    """A file that is not a usable pointnet1x1 checkpoint (one-line message).
+
+    An :class:`~pointnet1x1.io.errors.InputFileError`: the CLI prints its one line
+    and exits with status 1. Give ``path`` to have the (escaped) file name
+    prefixed, or a message that already names the file.
+    """
 
 
 def _versions() -> dict[str, str]:
@@ -123,11 +130,60 @@ def _check_metadata(meta: Any, path: Path) -> dict[str, Any]:
     for key in ("model", "class_names", "preprocessing"):
         if key not in meta:
             raise CheckpointError(f"{path}: checkpoint metadata lacks {key!r}")
+    _check_types(meta, path)
     try:
         Preprocessing.from_dict(meta["preprocessing"])
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: checkpoint {_first_line(err)}") from None
     return meta
+
+
+# metadata entries and their types; "extra" entries are checked when present
+_TYPES: dict[str, Any] = {
+    "model": dict[str, Any], "class_names": list[str], "preprocessing": dict[str, Any],
+    "metrics": dict[str, Any], "extra": dict[str, Any], "versions": dict[str, Any],
+}  # fmt: skip
+_MODEL_TYPES: dict[str, Any] = {"name": str, "kwargs": dict[str, Any]}
+_EXTRA_TYPES: dict[str, Any] = {
+    "task": str, "config": dict[str, Any], "category_names": list[str],
+    "seg_classes": dict[str, list[int]],
+}  # fmt: skip
+
+
+def _check_types(meta: dict[str, Any], path: Path) -> None:
+    """Every known entry has its type (``check_value``); the training config's
+    values have their :class:`~pointnet1x1.engine.config.TrainConfig` types."""
+    checks: list[tuple[Any, Any, str]] = [
+        (meta[k], t, k) for k, t in _TYPES.items() if k in meta
+    ]
+    model, extra = meta.get("model"), meta.get("extra")
+    if isinstance(model, dict):
+        if "name" not in model:
+            raise CheckpointError(f"{path}: checkpoint metadata model lacks 'name'")
+        checks += [
+            (model[k], t, f"model {k}") for k, t in _MODEL_TYPES.items() if k in model
+        ]
+    if isinstance(extra, dict):
+        checks += [
+            (extra[k], t, f"extra {k}") for k, t in _EXTRA_TYPES.items() if k in extra
+        ]
+        config = extra.get("config")
+        if isinstance(config, dict):
+            from pointnet1x1.engine.config import TrainConfig
+
+            hints = typing.get_type_hints(TrainConfig)
+            checks += [
+                (v, hints[k], f"extra config {k}")
+                for k, v in config.items()
+                if k in hints
+            ]
+    try:
+        for value, annotation, name in checks:
+            check_value(value, annotation, name)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint metadata: {err}", path) from None
+    if not meta["class_names"]:
+        raise CheckpointError("checkpoint metadata: class_names is empty", path)
 
 
 def task_of(metadata: Mapping[str, Any]) -> str:

@@ -10,7 +10,7 @@ of the given object category only, as the authors evaluate.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -188,10 +188,34 @@ class PartSegmenter(Predictor):
             ``labels`` (the file written), ``parts``), and ``(path, message)``
             for each path that could not be read.
         """
+        results: list[dict[str, Any]] = []
+        problems: list[tuple[str, str]] = []
+        for path, result, problem in self.iter_segment_files(
+            paths, category, out_dir, file_format=file_format
+        ):
+            if result is not None:
+                results.append(result)
+            else:
+                problems.append((path, str(problem)))
+        return results, problems
+
+    def iter_segment_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        category: int | str,
+        out_dir: str | os.PathLike[str],
+        *,
+        file_format: str = "ply",
+    ) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+        """:meth:`segment_files` one file at a time, as each is done: ``(path,
+        summary, None)`` or ``(path, None, problem)``; paths that name no file
+        come first, ``summary.json`` is written once the last file is done."""
         if file_format not in ("ply", "npy"):
             raise ValueError(f"file_format must be ply or npy, got {file_format!r}")
         name = self.category_names[self.category_index(category)]
         out, (files, problems) = Path(out_dir), find_files(paths)
+        for where, message in problems:
+            yield where, None, message
         results: list[dict[str, Any]] = []
         used: set[str] = set()
         for path in files:
@@ -204,7 +228,7 @@ class PartSegmenter(Predictor):
                 )
                 labels = self.predict_labels(pts, category, str(path))
             except (ValueError, OSError) as err:
-                problems.append((str(path), one_line(err)))
+                yield str(path), None, one_line(err)
                 continue
             stem = path.stem
             while f"{stem}.parts.{file_format}" in used:  # same name, other folder
@@ -215,15 +239,16 @@ class PartSegmenter(Predictor):
             parts = {
                 self.class_names[p]: int(n) for p, n in zip(found, counts, strict=True)
             }
-            results.append({
+            result = {
                 "path": str(path), "category": name, "num_points": len(points),
                 "labels": str(target), "parts": parts,
-            })  # fmt: skip
+            }  # fmt: skip
+            results.append(result)
+            yield str(path), result, None
         if results:
             from pointnet1x1._atomic import atomic_write_json
 
             atomic_write_json(out / "summary.json", results)
-        return results, problems
 
     def __repr__(self) -> str:
         prep = self.preprocessing

@@ -44,8 +44,9 @@ from pointnet1x1.engine.checkpoint import (
     save_training_state,
 )
 from pointnet1x1.engine.config import ConfigLike, TrainConfig, as_config, points_at
+from pointnet1x1.engine.data import resolve_root
 from pointnet1x1.engine.progress import Progress
-from pointnet1x1.engine.resume import check_options, resume_config
+from pointnet1x1.engine.resume import check_options, claim_run_folder, resume_config
 from pointnet1x1.engine.tasks import get_task
 
 
@@ -105,6 +106,8 @@ def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
     """
     cfg = as_config(config, overrides)
     cfg.validate()
+    if cfg.data is not None:
+        resolve_root(cfg.data)  # a missing root is said before anything else
     state = None
     if cfg.resume:
         cfg, state = resume_config(cfg)
@@ -121,6 +124,19 @@ def train(config: ConfigLike = None, **overrides: Any) -> dict[str, Any]:
         raise ValueError(
             "--sync-bn needs CUDA (SyncBatchNorm does not run on CPU); drop it"
         )
+    # the run owns its folder from here on (rank 0; a second run fails at once)
+    with claim_run_folder(
+        cfg.out if info.is_main else None, resuming=state is not None, force=cfg.force
+    ):
+        return _train(cfg, info, device, state)
+
+
+def _train(
+    cfg: TrainConfig,
+    info: D.DistInfo,
+    device: torch.device,
+    state: dict[str, Any] | None,
+) -> dict[str, Any]:
     D.setup(info, device)
     if device.type == "cpu":
         keep_freed_memory()

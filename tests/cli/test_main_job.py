@@ -196,7 +196,7 @@ def test_empty_data_root_and_bad_checkpoint(tmp_path, capsys):
     assert "is empty" in capsys.readouterr().err
     fake = tmp_path / "model.pt"
     fake.write_bytes(b"\x80\x04not really")
-    assert main(["classify", str(fake), str(fake)]) == 2
+    assert main(["classify", str(fake), str(fake)]) == 1  # a bad input file
     assert "refusing to unpickle" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err

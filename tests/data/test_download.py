@@ -237,7 +237,7 @@ def test_cli_download_prepare_info(server, tmp_path, capsys):
                 "http://127.0.0.1:1/a.zip",
             ]
         )
-        == 2
+        == 1  # a DownloadError: a failed input, one line
     )
     err = capsys.readouterr().err
     assert (
