@@ -1,5 +1,12 @@
 """Classify point-cloud files with a trained checkpoint (or its ONNX export).
 
+``pointnet1x1 classify [CKPT] PATH...``: when the first argument is not a model
+file (``.safetensors``, ``.onnx``, a training state ``.pt``/``.pth``, or a run
+folder holding ``checkpoints/best.safetensors``), every argument is a PATH and the
+pretrained model installed with the package is used (``--pretrained NAME``, default
+``pointnet-modelnet40``: the paper's PointNet trained on the whole ModelNet40;
+``pointnet1x1 models`` lists the installed ones with their figures).
+
 Every PATH is a file or a folder (its supported files, recursively). Files are
 read --batch-size at a time, preprocessed exactly as the checkpoint says, and
 classified; each batch's lines (label, probability, top-k) are printed as soon as
@@ -39,9 +46,13 @@ UP_AXIS_HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
-    a("checkpoint", metavar="CKPT",
-      help="model checkpoint (.safetensors), training state, run folder, or .onnx export")  # fmt: skip
-    a("paths", nargs="+", metavar="PATH", help="point-cloud / mesh files or folders")
+    a("paths", nargs="+", metavar="[CKPT] PATH",
+      help="optional model checkpoint (.safetensors), training state, run folder or "
+      ".onnx export (default: the installed pretrained model), then point-cloud / "
+      "mesh files or folders")  # fmt: skip
+    a("--pretrained", metavar="NAME", default=None,
+      help="the installed pretrained model to use when no CKPT is given "
+      "(default: pointnet-modelnet40; see `pointnet1x1 models`)")  # fmt: skip
     a(
         "--top-k",
         type=int,
@@ -121,9 +132,42 @@ def _segment(args: argparse.Namespace, segmenter: Any) -> int:
     return 1 if failed else 0
 
 
+_MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt", ".pth")
+
+
+def is_model_path(text: str) -> bool:
+    """Whether a command-line argument names a model rather than point-cloud files:
+    a model file by its suffix, or a run folder (``checkpoints/best.safetensors``)."""
+    from pathlib import Path
+
+    path = Path(text)
+    if path.suffix.lower() in _MODEL_SUFFIXES:
+        return True
+    return path.is_dir() and (path / "checkpoints" / "best.safetensors").is_file()
+
+
+def split_model_argument(args: argparse.Namespace) -> None:
+    """Set ``args.checkpoint`` (the first argument or the pretrained model's file)
+    and ``args.paths`` (the files and folders to classify)."""
+    from pointnet1x1.cli import UsageError
+
+    first, *rest = args.paths
+    if is_model_path(first):
+        if args.pretrained:
+            raise UsageError(f"give a checkpoint ({first}) or --pretrained, not both")
+        if not rest:
+            raise UsageError(f"no files to classify after the checkpoint {first}")
+        args.checkpoint, args.paths = first, rest
+        return
+    from pointnet1x1.weights import DEFAULT_PRETRAINED, pretrained_path
+
+    args.checkpoint = str(pretrained_path(args.pretrained or DEFAULT_PRETRAINED))
+
+
 def run(args: argparse.Namespace) -> int:
     from pointnet1x1.engine.config import check_device
 
+    split_model_argument(args)
     check_device(args.device)
     for name in ("top_k", "batch_size"):
         if getattr(args, name) <= 0:
