@@ -29,7 +29,8 @@ from pointnet1x1.scene.segment import Scene
 __all__ = ["DEFAULT_MIN_PROBABILITY", "SceneObject", "SceneResult", "classify_scene"]
 
 # below this top probability a scene object is "unknown": scenes hold things that
-# are none of the model's classes (uncalibrated softmax; see engine.calibration)
+# are none of the model's classes (the Classifier's probabilities, calibrated with the
+# checkpoint's temperature where it has one: see engine.calibration)
 DEFAULT_MIN_PROBABILITY = 0.5
 CLUSTER_CHOICES = ("supported", "all")
 
