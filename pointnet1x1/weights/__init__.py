@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ DEFAULT_PRETRAINED = "pointnet-modelnet40"
 PRETRAINED: dict[str, str] = {
     "pointnet-modelnet40": "pointnet_modelnet40.safetensors",
 }
-_MAX_HEADER = 1 << 20  # our checkpoints' headers are a few kB
 
 
 def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
@@ -53,13 +51,11 @@ def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
 def pretrained_info(name: str = DEFAULT_PRETRAINED) -> dict[str, Any]:
     """The ``pretrained`` metadata block of ``name`` (figures, data, recipe...),
     read from the file's safetensors header alone (no torch, no weights)."""
+    from pointnet1x1.engine.weights import read_safetensors_header
+
     path = pretrained_path(name)
-    with path.open("rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        if size > _MAX_HEADER:
-            raise ValueError(f"{path}: a header of {size} bytes is not ours")
-        header = json.loads(f.read(size))
-    meta = json.loads(header.get("__metadata__", {}).get("pointnet1x1", "{}"))
+    strings, _ = read_safetensors_header(path)  # sizes checked, no torch
+    meta = json.loads(strings.get("pointnet1x1", "{}"))
     info = dict(meta.get("extra", {}).get("pretrained", {}))
     info.setdefault("name", name)
     info["file"] = str(path)
